@@ -1,0 +1,99 @@
+import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import type { UseCaseDeps } from "@pm/domain";
+import {
+  AgentRegistryService,
+  PayloadAdminService,
+  PayloadCatalogService,
+  PayloadDataService,
+  PayloadStreamService,
+} from "@pm/rpc";
+import type { Logger } from "../logger.ts";
+import type { Metrics } from "../metrics.ts";
+import { kRequest } from "./context.ts";
+import { codeName, toConnectError } from "./errors.ts";
+import { adminService, agentRegistryService, catalogService, dataService, streamService } from "./services.ts";
+
+export interface AuthConfig {
+  /** Bearer token → tenant namespace. Empty: no authentication, everyone is "default". */
+  readonly tokens: Readonly<Record<string, string>>;
+  /** Token that agents present to the registry; empty = none required. */
+  readonly agentToken: string;
+}
+
+export interface RpcDeps {
+  readonly useCases: UseCaseDeps;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly auth: AuthConfig;
+  readonly heartbeatIntervalMs: number;
+  readonly newRequestId: () => string;
+}
+
+export const SERVICES = [
+  PayloadCatalogService,
+  PayloadDataService,
+  PayloadAdminService,
+  PayloadStreamService,
+  AgentRegistryService,
+] as const;
+
+function transportOf(contentType: string | null, header: Headers): string {
+  if (header.get("x-pm-transport") === "rest") return "rest";
+  if (!contentType) return "unknown";
+  if (contentType.startsWith("application/grpc-web")) return "grpc-web";
+  if (contentType.startsWith("application/grpc")) return "grpc";
+  return "connect";
+}
+
+/**
+ * Resolves the caller's namespace from `authorization: Bearer <token>`, measures the call, and maps
+ * every thrown error to its wire code (rpc/errors.ts), for every transport alike.
+ */
+export function interceptors(deps: RpcDeps): Interceptor[] {
+  const tokens = deps.auth.tokens;
+  const authRequired = Object.keys(tokens).length > 0;
+  return [
+    (next) => async (req) => {
+      const started = performance.now();
+      const requestId = req.header.get("x-request-id") || deps.newRequestId();
+      const transport = transportOf(req.header.get("content-type"), req.header);
+      let code = "OK";
+      try {
+        const bearer = /^Bearer\s+(.+)$/i.exec(req.header.get("authorization") ?? "")?.[1];
+        const isRegistry = req.service.typeName === AgentRegistryService.typeName;
+        let namespace = "default";
+        if (isRegistry) {
+          if (deps.auth.agentToken && bearer !== deps.auth.agentToken) {
+            throw new ConnectError("agent token missing or wrong; configure the agent's control-plane token", Code.Unauthenticated);
+          }
+        } else if (authRequired) {
+          if (!bearer) throw new ConnectError("missing bearer token: send 'authorization: Bearer <token>'", Code.Unauthenticated);
+          const ns = tokens[bearer];
+          if (!ns) throw new ConnectError("unknown bearer token; ask an operator for a token of your namespace", Code.Unauthenticated);
+          namespace = ns;
+        }
+        req.contextValues.set(kRequest, { namespace, requestId });
+        return await next(req);
+      } catch (e) {
+        const err = toConnectError(e, deps.log, requestId);
+        code = codeName(err.code);
+        throw err;
+      } finally {
+        deps.metrics.observeRequest(
+          { service: req.service.typeName, method: req.method.name, code, transport },
+          (performance.now() - started) / 1000,
+        );
+      }
+    },
+  ];
+}
+
+/** Registers every service on a Connect router; shared by the fetch app and the Node gRPC adapter. */
+export function registerServices(router: ConnectRouter, deps: RpcDeps): void {
+  const uc = deps.useCases;
+  router.service(PayloadCatalogService, catalogService(uc));
+  router.service(PayloadDataService, dataService(uc));
+  router.service(PayloadAdminService, adminService(uc));
+  router.service(PayloadStreamService, streamService());
+  router.service(AgentRegistryService, agentRegistryService(uc, deps.heartbeatIntervalMs));
+}
