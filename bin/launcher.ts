@@ -14,7 +14,10 @@ interface Stoppable {
 }
 
 /** Parses the command line, starts the requested roles and waits for SIGTERM/SIGINT. Returns the exit code. */
-export async function main(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Promise<number> {
+export async function main(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<number> {
   let role = "all";
   let configFile: string | undefined;
   for (let i = 0; i < argv.length; i++) {

@@ -51,18 +51,30 @@ describe("API over Connect, Connect binary and gRPC-Web", () => {
   it("maps domain errors to codes and leaves nothing behind on bad input", async () => {
     t = makeTestApp({ diskCapacity: 10_000 });
     const c = t.clients();
-    expect(await codeOf(c.catalog.allocatePayload({ sizeBytes: 0n, preferredTier: Tier.DISK }))).toBe(Code.InvalidArgument);
-    expect(await codeOf(c.catalog.allocatePayload({ sizeBytes: 128n * 1024n ** 3n + 1n, preferredTier: Tier.DISK }))).toBe(
+    expect(await codeOf(c.catalog.allocatePayload({ sizeBytes: 0n, preferredTier: Tier.DISK }))).toBe(
       Code.InvalidArgument,
     );
-    expect(await codeOf(c.catalog.allocatePayload({ sizeBytes: 10n, preferredTier: Tier.VOID }))).toBe(Code.InvalidArgument);
-    expect(await codeOf(c.catalog.allocatePayload({ sizeBytes: 10n, preferredTier: 42 as Tier }))).toBe(Code.InvalidArgument);
+    expect(
+      await codeOf(
+        c.catalog.allocatePayload({ sizeBytes: 128n * 1024n ** 3n + 1n, preferredTier: Tier.DISK }),
+      ),
+    ).toBe(Code.InvalidArgument);
+    expect(await codeOf(c.catalog.allocatePayload({ sizeBytes: 10n, preferredTier: Tier.VOID }))).toBe(
+      Code.InvalidArgument,
+    );
+    expect(await codeOf(c.catalog.allocatePayload({ sizeBytes: 10n, preferredTier: 42 as Tier }))).toBe(
+      Code.InvalidArgument,
+    );
     expect(await codeOf(c.catalog.allocatePayload({ sizeBytes: 10n }))).toBe(Code.InvalidArgument);
-    expect(await codeOf(c.catalog.allocatePayload({ sizeBytes: 10n, preferredTier: Tier.RAM }))).toBe(Code.FailedPrecondition);
+    expect(await codeOf(c.catalog.allocatePayload({ sizeBytes: 10n, preferredTier: Tier.RAM }))).toBe(
+      Code.FailedPrecondition,
+    );
     expect(await codeOf(c.catalog.allocatePayload({ sizeBytes: 20_000n, preferredTier: Tier.DISK }))).toBe(
       Code.ResourceExhausted,
     );
-    expect(await codeOf(c.catalog.commitPayload({ id: { value: new Uint8Array(15) } }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(c.catalog.commitPayload({ id: { value: new Uint8Array(15) } }))).toBe(
+      Code.InvalidArgument,
+    );
     expect(await codeOf(c.catalog.commitPayload({}))).toBe(Code.InvalidArgument);
     expect(await codeOf(c.catalog.listPayloads({ pageToken: "garbage" }))).toBe(Code.InvalidArgument);
     expect(await codeOf(c.stream.listStreams({}))).toBe(Code.Unimplemented);
@@ -73,7 +85,10 @@ describe("API over Connect, Connect binary and gRPC-Web", () => {
   it("commit twice is FAILED_PRECONDITION with a message naming the state", async () => {
     t = makeTestApp();
     const c = t.clients();
-    const { payloadDescriptor: d } = await c.catalog.allocatePayload({ sizeBytes: 8n, preferredTier: Tier.DISK });
+    const { payloadDescriptor: d } = await c.catalog.allocatePayload({
+      sizeBytes: 8n,
+      preferredTier: Tier.DISK,
+    });
     await c.catalog.commitPayload({ id: d!.payloadId });
     const err = await c.catalog.commitPayload({ id: d!.payloadId }).catch((e) => ConnectError.from(e));
     expect(err).toBeInstanceOf(ConnectError);
@@ -89,13 +104,20 @@ describe("API over Connect, Connect binary and gRPC-Web", () => {
       createConnectTransport({
         baseUrl: "http://api.test",
         fetch: t.fetch,
-        interceptors: token ? [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] : [],
+        interceptors: token
+          ? [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))]
+          : [],
       });
     expect(await codeOf(t.clients(withToken(undefined)).catalog.listPayloads({}))).toBe(Code.Unauthenticated);
-    expect(await codeOf(t.clients(withToken("wrong-token")).catalog.listPayloads({}))).toBe(Code.Unauthenticated);
+    expect(await codeOf(t.clients(withToken("wrong-token")).catalog.listPayloads({}))).toBe(
+      Code.Unauthenticated,
+    );
     const a = t.clients(withToken("token-aaaa"));
     const b = t.clients(withToken("token-bbbb"));
-    const { payloadDescriptor: d } = await a.catalog.allocatePayload({ sizeBytes: 8n, preferredTier: Tier.DISK });
+    const { payloadDescriptor: d } = await a.catalog.allocatePayload({
+      sizeBytes: 8n,
+      preferredTier: Tier.DISK,
+    });
     expect(await codeOf(b.catalog.commitPayload({ id: d!.payloadId }))).toBe(Code.NotFound);
     expect((await b.catalog.listPayloads({})).totalCount).toBe(0);
     expect((await a.catalog.listPayloads({})).totalCount).toBe(1);
@@ -107,7 +129,10 @@ describe("API over Connect, Connect binary and gRPC-Web", () => {
     const ready = await t.fetch("http://api.test/readyz");
     expect(ready.status).toBe(200);
     expect(await ready.json()).toMatchObject({ status: "ready", checks: { catalog: "ok" } });
-    await t.clients().catalog.allocatePayload({ sizeBytes: 0n, preferredTier: Tier.DISK }).catch(() => undefined);
+    await t
+      .clients()
+      .catalog.allocatePayload({ sizeBytes: 0n, preferredTier: Tier.DISK })
+      .catch(() => undefined);
     const text = await (await t.fetch("http://api.test/metrics")).text();
     expect(text).toMatch(
       /pm_api_requests_total\{service="payload\.manager\.services\.v1\.PayloadCatalogService",method="AllocatePayload",code="INVALID_ARGUMENT",transport="connect"\} 1/,

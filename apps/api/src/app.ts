@@ -24,7 +24,7 @@ export function createApp(deps: AppDeps): Hono {
   const router = createConnectRouter({
     interceptors: interceptors(deps),
     readMaxBytes: deps.maxBodyBytes,
-    jsonOptions: { ignoreUnknownFields: true },
+    jsonOptions: { ignoreUnknownFields: true, alwaysEmitImplicit: true },
   });
   registerServices(router, deps);
   const handlers = new Map(router.handlers.map((h) => [h.requestPath, createFetchHandler(h)]));
@@ -41,7 +41,11 @@ export function createApp(deps: AppDeps): Hono {
     bodyLimit({
       maxSize: deps.maxBodyBytes,
       onError: () =>
-        restError(413, Code.ResourceExhausted, `request body exceeds ${deps.maxBodyBytes} bytes; payload bytes never travel through the API — write them to the descriptor's location`),
+        restError(
+          413,
+          Code.ResourceExhausted,
+          `request body exceeds ${deps.maxBodyBytes} bytes; payload bytes never travel through the API — write them to the descriptor's location`,
+        ),
     }),
   );
   app.get("/healthz", (c) => c.json({ status: "ok" }));
@@ -72,10 +76,21 @@ export function createApp(deps: AppDeps): Hono {
   });
   app.all("/v1/*", async (c) => {
     const res = await handleRest(routes, c.req.raw, call);
-    return res ?? restError(404, Code.NotFound, `no REST route ${c.req.method} ${new URL(c.req.url).pathname}; see docs/api.md for the routes`);
+    return (
+      res ??
+      restError(
+        404,
+        Code.NotFound,
+        `no REST route ${c.req.method} ${new URL(c.req.url).pathname}; see docs/api.md for the routes`,
+      )
+    );
   });
   app.notFound((c) =>
-    restError(404, Code.NotFound, `no route ${c.req.method} ${new URL(c.req.url).pathname}; REST lives under /v1/, RPCs under /payload.manager.services.v1.*`),
+    restError(
+      404,
+      Code.NotFound,
+      `no route ${c.req.method} ${new URL(c.req.url).pathname}; REST lives under /v1/, RPCs under /payload.manager.services.v1.*`,
+    ),
   );
   app.onError((err) => {
     deps.log.error({ err }, "unhandled error in HTTP layer");

@@ -12,7 +12,11 @@ export const ApiConfigSchema = z
     grpcPort: port.default(50051),
     /** URL agents and clients use to reach this API (agents register here). */
     publicUrl: z.string().url().optional(),
-    maxBodyBytes: z.number().int().positive().default(4 * 1024 * 1024),
+    maxBodyBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(4 * 1024 * 1024),
     catalogUrl: z.string().min(1).default("sqlite:./.payload-manager/catalog.db"),
     dataDir: z.string().min(1).default("./.payload-manager"),
     logLevel: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
@@ -36,7 +40,11 @@ export const ApiConfigSchema = z
       .object({
         /** Files of the in-process DISK tier; defaults to `<dataDir>/disk`. */
         root: z.string().optional(),
-        capacityBytes: z.number().int().positive().default(64 * 1024 ** 3),
+        capacityBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(64 * 1024 ** 3),
       })
       .prefault({}),
   })
@@ -86,7 +94,10 @@ function setIn(obj: Record<string, unknown>, path: string[], value: unknown) {
  * Reads the `api:` section of the YAML file (if any), applies `PM_*` overrides and validates.
  * Throws ConfigError listing every problem.
  */
-export function loadConfig(file: string | undefined, env: Readonly<Record<string, string | undefined>>): ApiConfig {
+export function loadConfig(
+  file: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+): ApiConfig {
   const problems: string[] = [];
   let raw: Record<string, unknown> = {};
   if (file) {
@@ -118,7 +129,8 @@ export function loadConfig(file: string | undefined, env: Readonly<Record<string
   }
   const parsed = ApiConfigSchema.safeParse(raw);
   if (!parsed.success) {
-    for (const issue of parsed.error.issues) problems.push(`api.${issue.path.join(".") || "(root)"}: ${issue.message}`);
+    for (const issue of parsed.error.issues)
+      problems.push(`api.${issue.path.join(".") || "(root)"}: ${issue.message}`);
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   return parsed.data;

@@ -14,7 +14,9 @@ export function consoleLogger(level: "debug" | "info" | "warn" | "error" | "sile
     if (order.indexOf(lvl) < at) return;
     const o = obj as { err?: unknown };
     const err = o.err instanceof Error ? { message: o.err.message, stack: o.err.stack } : o.err;
-    console.log(JSON.stringify({ level: lvl, time: new Date().toISOString(), msg, ...obj, ...(err ? { err } : {}) }));
+    console.log(
+      JSON.stringify({ level: lvl, time: new Date().toISOString(), msg, ...obj, ...(err ? { err } : {}) }),
+    );
   };
   return {
     debug: (o, m) => emit("debug", o, m),

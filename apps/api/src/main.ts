@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { join, resolve } from "node:path";
-import { DEFAULT_DOMAIN_CONFIG, type JobQueue, type UseCaseDeps } from "@pm/domain";
 import { openCatalog } from "@pm/db";
+import { DEFAULT_DOMAIN_CONFIG, type JobQueue, type UseCaseDeps } from "@pm/domain";
 import pino from "pino";
 import { createApp } from "./app.ts";
 import type { ApiConfig } from "./config.ts";
@@ -27,7 +27,10 @@ export interface ApiOverrides {
 export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}): Promise<ApiHandle> {
   const log: Logger = overrides.log ?? pino({ level: config.logLevel, name: "payload-manager-api" });
   const catalog = await openCatalog(config.catalogUrl, { baseDir: resolve(config.dataDir) });
-  const allocator = new DiskRegionAllocator(config.disk.root ?? join(config.dataDir, "disk"), config.disk.capacityBytes);
+  const allocator = new DiskRegionAllocator(
+    config.disk.root ?? join(config.dataDir, "disk"),
+    config.disk.capacityBytes,
+  );
   const jobs: JobQueue = overrides.jobs ?? {
     async enqueue(job) {
       log.warn({ job }, "no job queue configured; the job was dropped");
@@ -63,7 +66,10 @@ export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}):
     readiness: { catalog: () => catalog.ping() },
   });
   const servers = await listen(app, rpcDeps, config);
-  log.info({ http: servers.httpUrl, grpc: servers.grpcUrl, catalog: config.catalogUrl }, "payload-manager API listening");
+  log.info(
+    { http: servers.httpUrl, grpc: servers.grpcUrl, catalog: config.catalogUrl },
+    "payload-manager API listening",
+  );
   return {
     ...servers,
     deps,

@@ -3,7 +3,10 @@
  * Workers use `noopMetrics`. Later features add their own series through the same interface.
  */
 export interface Metrics {
-  observeRequest(labels: { service: string; method: string; code: string; transport: string }, seconds: number): void;
+  observeRequest(
+    labels: { service: string; method: string; code: string; transport: string },
+    seconds: number,
+  ): void;
   /** Prometheus text exposition. */
   render(): Promise<{ contentType: string; body: string }>;
 }

@@ -75,8 +75,15 @@ export class DiskRegionAllocator implements RegionAllocator {
       this.used -= req.sizeBytes;
       await unlink(path).catch(() => undefined);
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === "ENOSPC") throw new DomainError("TIER_FULL", `disk ${this.root} is full; free space or lower disk.capacityBytes`);
-      throw new DomainError("UNAVAILABLE", `cannot create ${path}: ${(e as Error).message}; check the disk root's permissions`);
+      if (code === "ENOSPC")
+        throw new DomainError(
+          "TIER_FULL",
+          `disk ${this.root} is full; free space or lower disk.capacityBytes`,
+        );
+      throw new DomainError(
+        "UNAVAILABLE",
+        `cannot create ${path}: ${(e as Error).message}; check the disk root's permissions`,
+      );
     }
     this.sizes.set(req.payloadId, req.sizeBytes);
     return {
@@ -91,7 +98,8 @@ export class DiskRegionAllocator implements RegionAllocator {
   async free(payloadId: PayloadId, placement: Placement): Promise<void> {
     if (placement.tier !== "DISK") return;
     await unlink(this.pathOf(payloadId)).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== "ENOENT") throw new DomainError("UNAVAILABLE", `cannot remove ${payloadId}.bin: ${e.message}`);
+      if (e.code !== "ENOENT")
+        throw new DomainError("UNAVAILABLE", `cannot remove ${payloadId}.bin: ${e.message}`);
     });
     this.used -= this.sizes.get(payloadId) ?? 0;
     this.sizes.delete(payloadId);

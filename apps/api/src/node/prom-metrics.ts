@@ -22,7 +22,10 @@ export class PromMetrics implements Metrics {
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: "pm_api_" });
   }
 
-  observeRequest(labels: { service: string; method: string; code: string; transport: string }, seconds: number): void {
+  observeRequest(
+    labels: { service: string; method: string; code: string; transport: string },
+    seconds: number,
+  ): void {
     this.requests.inc(labels);
     this.latency.observe(labels, seconds);
   }

@@ -31,7 +31,7 @@ export async function listen(app: Hono, deps: RpcDeps, opts: ListenOptions): Pro
     routes: (router) => registerServices(router, deps),
     interceptors: interceptors(deps),
     readMaxBytes: opts.maxBodyBytes,
-    jsonOptions: { ignoreUnknownFields: true },
+    jsonOptions: { ignoreUnknownFields: true, alwaysEmitImplicit: true },
     connect: false,
     grpcWeb: false,
     grpc: true,

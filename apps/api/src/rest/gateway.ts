@@ -1,4 +1,11 @@
-import { type DescMessage, type DescMethod, type DescService, getOption, hasOption, ScalarType } from "@bufbuild/protobuf";
+import {
+  type DescMessage,
+  type DescMethod,
+  type DescService,
+  getOption,
+  hasOption,
+  ScalarType,
+} from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { DomainError, idFromPathSegment, isDomainError, uuidToBytes } from "@pm/domain";
 import { http } from "@pm/rpc";
@@ -93,14 +100,18 @@ function fieldAt(msg: DescMessage, path: string) {
 function queryValue(msg: DescMessage, key: string, raw: string): unknown {
   const field = fieldAt(msg, key);
   if (!field) {
-    throw new DomainError("INVALID_ARGUMENT", `unknown query parameter "${key}" for this route`, { field: key });
+    throw new DomainError("INVALID_ARGUMENT", `unknown query parameter "${key}" for this route`, {
+      field: key,
+    });
   }
   if (field.fieldKind === "scalar") {
     switch (field.scalar) {
       case ScalarType.BOOL:
         if (raw === "" || raw === "true" || raw === "1") return true;
         if (raw === "false" || raw === "0") return false;
-        throw new DomainError("INVALID_ARGUMENT", `query parameter ${key} must be true or false`, { field: key });
+        throw new DomainError("INVALID_ARGUMENT", `query parameter ${key} must be true or false`, {
+          field: key,
+        });
       case ScalarType.INT32:
       case ScalarType.UINT32:
       case ScalarType.SINT32:
@@ -110,7 +121,9 @@ function queryValue(msg: DescMessage, key: string, raw: string): unknown {
       case ScalarType.FLOAT: {
         const n = Number(raw);
         if (raw === "" || !Number.isFinite(n)) {
-          throw new DomainError("INVALID_ARGUMENT", `query parameter ${key} must be a number, got "${raw}"`, { field: key });
+          throw new DomainError("INVALID_ARGUMENT", `query parameter ${key} must be a number, got "${raw}"`, {
+            field: key,
+          });
         }
         return n;
       }
@@ -146,14 +159,22 @@ const CODE_BY_CONNECT_NAME: Record<string, Code> = Object.fromEntries(
  * Handles one REST request, or returns undefined when no route matches the path (so the caller
  * can answer 404). A path that matches with another verb is 405.
  */
-export async function handleRest(routes: readonly Route[], req: Request, call: UnaryCaller): Promise<Response | undefined> {
+export async function handleRest(
+  routes: readonly Route[],
+  req: Request,
+  call: UnaryCaller,
+): Promise<Response | undefined> {
   const url = new URL(req.url);
   const path = url.pathname;
   const matching = routes.filter((r) => r.regex.test(path));
   if (matching.length === 0) return undefined;
   const route = matching.find((r) => r.verb === req.method);
   if (!route) {
-    return restError(405, Code.Unimplemented, `${req.method} is not allowed on ${path}; allowed: ${[...new Set(matching.map((r) => r.verb))].join(", ")}`);
+    return restError(
+      405,
+      Code.Unimplemented,
+      `${req.method} is not allowed on ${path}; allowed: ${[...new Set(matching.map((r) => r.verb))].join(", ")}`,
+    );
   }
   let json: Record<string, unknown> = {};
   try {
@@ -164,7 +185,10 @@ export async function handleRest(routes: readonly Route[], req: Request, call: U
         try {
           parsed = JSON.parse(text);
         } catch (e) {
-          throw new DomainError("INVALID_ARGUMENT", `request body is not valid JSON (${(e as Error).message}); send a JSON object`);
+          throw new DomainError(
+            "INVALID_ARGUMENT",
+            `request body is not valid JSON (${(e as Error).message}); send a JSON object`,
+          );
         }
         if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
           throw new DomainError("INVALID_ARGUMENT", "request body must be a JSON object");
@@ -196,14 +220,27 @@ export async function handleRest(routes: readonly Route[], req: Request, call: U
     if (v) headers.set(h, v);
   }
   if (route.method.methodKind !== "unary") {
-    return restError(501, Code.Unimplemented, `${route.method.name} streams; over REST it is not available yet, use Connect or gRPC`);
+    return restError(
+      501,
+      Code.Unimplemented,
+      `${route.method.name} streams; over REST it is not available yet, use Connect or gRPC`,
+    );
   }
   const res = await call(
     route.rpcPath,
-    new Request(`http://rest.internal${route.rpcPath}`, { method: "POST", headers, body: JSON.stringify(json) }),
+    new Request(`http://rest.internal${route.rpcPath}`, {
+      method: "POST",
+      headers,
+      body: JSON.stringify(json),
+    }),
   );
   if (res.ok) return new Response(res.body, { status: 200, headers: { "content-type": "application/json" } });
   const body = (await res.json().catch(() => ({}))) as { code?: string; message?: string };
   const code = CODE_BY_CONNECT_NAME[body.code ?? ""] ?? Code.Internal;
-  return restError(HTTP_STATUS_OF[code], code, body.message ?? "request failed", res.headers.get("pm-error-reason") ?? undefined);
+  return restError(
+    HTTP_STATUS_OF[code],
+    code,
+    body.message ?? "request failed",
+    res.headers.get("pm-error-reason") ?? undefined,
+  );
 }

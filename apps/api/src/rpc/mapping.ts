@@ -15,17 +15,17 @@ import {
   uuidToBytes,
 } from "@pm/domain";
 import {
-  EvictionPriority as PbPriority,
-  type EvictionPolicy as PbEvictionPolicy,
   EvictionPolicySchema,
   LeaseIDSchema,
-  PayloadState as PbState,
   type PayloadDescriptor,
   PayloadDescriptorSchema,
   type PayloadID,
   PayloadIDSchema,
+  type EvictionPolicy as PbEvictionPolicy,
+  EvictionPriority as PbPriority,
   PromotionPolicy as PbPromotion,
   SpillPolicy as PbSpill,
+  PayloadState as PbState,
   Tier as PbTier,
 } from "@pm/rpc";
 
@@ -50,7 +50,11 @@ const TIER_TO_PB: Record<Tier, PbTier> = {
 export function tierFromPb(t: PbTier, field: string): Tier | undefined {
   if (t === PbTier.UNSPECIFIED) return undefined;
   const tier = TIER_FROM_PB[t];
-  if (!tier) throw invalidArgument(`${field} has unknown tier value ${t}; use TIER_GPU, TIER_RAM, TIER_DISK, TIER_OBJECT or TIER_VOID`, { field });
+  if (!tier)
+    throw invalidArgument(
+      `${field} has unknown tier value ${t}; use TIER_GPU, TIER_RAM, TIER_DISK, TIER_OBJECT or TIER_VOID`,
+      { field },
+    );
   return tier;
 }
 
@@ -76,7 +80,10 @@ export function stateFromPb(s: PbState, field: string): PayloadState | undefined
   if (s === PbState.UNSPECIFIED) return undefined;
   const found = (Object.entries(STATE_TO_PB) as [PayloadState, PbState][]).find(([, v]) => v === s);
   if (!found) {
-    throw invalidArgument(`${field} value ${s} is not a state payloads can be listed by (ALLOCATED, ACTIVE, SPILLING, DURABLE, DELETING, EXPIRED)`, { field });
+    throw invalidArgument(
+      `${field} value ${s} is not a state payloads can be listed by (ALLOCATED, ACTIVE, SPILLING, DURABLE, DELETING, EXPIRED)`,
+      { field },
+    );
   }
   return found[0];
 }
@@ -98,7 +105,10 @@ const PRIORITY_TO_PB: Record<EvictionPriority, PbPriority> = {
 export function evictionPolicyFromPb(p: PbEvictionPolicy | undefined): EvictionPolicy | undefined {
   if (!p) return undefined;
   const priority = PRIORITY_FROM_PB[p.priority];
-  if (!priority) throw invalidArgument(`eviction_policy.priority has unknown value ${p.priority}`, { field: "eviction_policy.priority" });
+  if (!priority)
+    throw invalidArgument(`eviction_policy.priority has unknown value ${p.priority}`, {
+      field: "eviction_policy.priority",
+    });
   return {
     priority,
     requireDurable: p.requireDurable,
@@ -154,13 +164,38 @@ export function descriptorToPb(view: DescriptorView): PayloadDescriptor {
   let location: PayloadDescriptor["location"];
   switch (pl.location.kind) {
     case "ram":
-      location = { case: "ram", value: { $typeName: "payload.manager.core.v1.RamLocation", shmName: pl.location.shmName, slabId: 0, blockIndex: 0n, lengthBytes: length } };
+      location = {
+        case: "ram",
+        value: {
+          $typeName: "payload.manager.core.v1.RamLocation",
+          shmName: pl.location.shmName,
+          slabId: 0,
+          blockIndex: 0n,
+          lengthBytes: length,
+        },
+      };
       break;
     case "disk":
-      location = { case: "disk", value: { $typeName: "payload.manager.core.v1.DiskLocation", path: pl.location.path, offsetBytes: BigInt(pl.location.offsetBytes), lengthBytes: length } };
+      location = {
+        case: "disk",
+        value: {
+          $typeName: "payload.manager.core.v1.DiskLocation",
+          path: pl.location.path,
+          offsetBytes: BigInt(pl.location.offsetBytes),
+          lengthBytes: length,
+        },
+      };
       break;
     case "gpu":
-      location = { case: "gpu", value: { $typeName: "payload.manager.core.v1.GpuLocation", deviceId: pl.location.deviceId, ipcHandle: pl.location.ipcHandle, lengthBytes: length } };
+      location = {
+        case: "gpu",
+        value: {
+          $typeName: "payload.manager.core.v1.GpuLocation",
+          deviceId: pl.location.deviceId,
+          ipcHandle: pl.location.ipcHandle,
+          lengthBytes: length,
+        },
+      };
       break;
     case "object":
       location = {

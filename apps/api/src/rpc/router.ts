@@ -11,7 +11,13 @@ import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics.ts";
 import { kRequest } from "./context.ts";
 import { codeName, toConnectError } from "./errors.ts";
-import { adminService, agentRegistryService, catalogService, dataService, streamService } from "./services.ts";
+import {
+  adminService,
+  agentRegistryService,
+  catalogService,
+  dataService,
+  streamService,
+} from "./services.ts";
 
 export interface AuthConfig {
   /** Bearer token → tenant namespace. Empty: no authentication, everyone is "default". */
@@ -64,12 +70,23 @@ export function interceptors(deps: RpcDeps): Interceptor[] {
         let namespace = "default";
         if (isRegistry) {
           if (deps.auth.agentToken && bearer !== deps.auth.agentToken) {
-            throw new ConnectError("agent token missing or wrong; configure the agent's control-plane token", Code.Unauthenticated);
+            throw new ConnectError(
+              "agent token missing or wrong; configure the agent's control-plane token",
+              Code.Unauthenticated,
+            );
           }
         } else if (authRequired) {
-          if (!bearer) throw new ConnectError("missing bearer token: send 'authorization: Bearer <token>'", Code.Unauthenticated);
+          if (!bearer)
+            throw new ConnectError(
+              "missing bearer token: send 'authorization: Bearer <token>'",
+              Code.Unauthenticated,
+            );
           const ns = tokens[bearer];
-          if (!ns) throw new ConnectError("unknown bearer token; ask an operator for a token of your namespace", Code.Unauthenticated);
+          if (!ns)
+            throw new ConnectError(
+              "unknown bearer token; ask an operator for a token of your namespace",
+              Code.Unauthenticated,
+            );
           namespace = ns;
         }
         req.contextValues.set(kRequest, { namespace, requestId });

@@ -13,8 +13,8 @@ import {
   listMetadataEvents,
   listPayloads,
   type PayloadId,
-  prefetch,
   pin,
+  prefetch,
   promote,
   registerAgent,
   releaseLease,
@@ -23,9 +23,9 @@ import {
   spill,
   stats,
   type TierUsage,
+  type UseCaseDeps,
   unpin,
   updateMetadata,
-  type UseCaseDeps,
   uuidToBytes,
 } from "@pm/domain";
 import {
@@ -102,8 +102,10 @@ export function catalogService(deps: UseCaseDeps): ServiceImpl<typeof PayloadCat
       return { payloadDescriptor: descriptorToPb(view) };
     },
     async spill(req, ctx) {
-      if (req.ids.length === 0) throw invalidArgument("ids is empty: name at least one payload to spill", { field: "ids" });
-      if (req.ids.length > 1000) throw invalidArgument("ids has more than 1000 payloads; spill in batches", { field: "ids" });
+      if (req.ids.length === 0)
+        throw invalidArgument("ids is empty: name at least one payload to spill", { field: "ids" });
+      if (req.ids.length > 1000)
+        throw invalidArgument("ids has more than 1000 payloads; spill in batches", { field: "ids" });
       const results = await spill(deps, requestOf(ctx), {
         ids: req.ids.map((id, i) => payloadIdFromPb(id, `ids[${i}]`)),
         policy: spillPolicyFromPb(req.policy),
@@ -121,7 +123,12 @@ export function catalogService(deps: UseCaseDeps): ServiceImpl<typeof PayloadCat
       };
     },
     async prefetch(req, ctx) {
-      await prefetch(deps, requestOf(ctx), payloadIdFromPb(req.id), tierFromPb(req.targetTier, "target_tier"));
+      await prefetch(
+        deps,
+        requestOf(ctx),
+        payloadIdFromPb(req.id),
+        tierFromPb(req.targetTier, "target_tier"),
+      );
       return {};
     },
     async pin(req, ctx) {
@@ -266,7 +273,12 @@ export function dataService(deps: UseCaseDeps): ServiceImpl<typeof PayloadDataSe
       return {};
     },
     async renewLease(req, ctx) {
-      const grant = await renewLease(deps, requestOf(ctx), leaseIdFromPb(req.leaseId), u64(req.extendMs, "extend_ms"));
+      const grant = await renewLease(
+        deps,
+        requestOf(ctx),
+        leaseIdFromPb(req.leaseId),
+        u64(req.extendMs, "extend_ms"),
+      );
       return {
         leaseExpiresAt: msToTimestamp(grant.lease.expiresAt),
         payloadDescriptor: descriptorToPb(grant.descriptor),
@@ -328,7 +340,13 @@ export function streamService(): ServiceImpl<typeof PayloadStreamService> {
 }
 
 function tierUsageFromPb(
-  tiers: readonly { tier: number; capacityBytes: bigint; usedBytes: bigint; highWatermark: number; lowWatermark: number }[],
+  tiers: readonly {
+    tier: number;
+    capacityBytes: bigint;
+    usedBytes: bigint;
+    highWatermark: number;
+    lowWatermark: number;
+  }[],
 ): TierUsage[] {
   return tiers.map((t, i) => {
     const tier = storageTierFromPb(t.tier, `tiers[${i}].tier`);
@@ -358,7 +376,10 @@ export function agentRegistryService(
       });
       return {
         heartbeatIntervalMs,
-        knownRegions: known.map((r) => ({ payloadId: payloadIdToPb(r.payloadId as PayloadId), tier: tierToPb(r.tier) })),
+        knownRegions: known.map((r) => ({
+          payloadId: payloadIdToPb(r.payloadId as PayloadId),
+          tier: tierToPb(r.tier),
+        })),
       };
     },
     async heartbeat(req) {

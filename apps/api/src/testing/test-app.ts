@@ -5,7 +5,12 @@ import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
 import { DEFAULT_DOMAIN_CONFIG, type UseCaseDeps } from "@pm/domain";
 import { FakeClock, MemoryCatalog, RecordingJobQueue, SequentialIds } from "@pm/domain/testing";
-import { PayloadAdminService, PayloadCatalogService, PayloadDataService, PayloadStreamService } from "@pm/rpc";
+import {
+  PayloadAdminService,
+  PayloadCatalogService,
+  PayloadDataService,
+  PayloadStreamService,
+} from "@pm/rpc";
 import { createApp } from "../app.ts";
 import { consoleLogger } from "../logger.ts";
 import { DiskRegionAllocator } from "../node/disk-region-allocator.ts";
@@ -39,9 +44,14 @@ export function makeTestApp(opts: { tokens?: Record<string, string>; diskCapacit
     maxBodyBytes: 64 * 1024,
     readiness: { catalog: () => catalog.ping() },
   });
-  const fetchApp = (input: RequestInfo | URL, init?: RequestInit) => Promise.resolve(app.fetch(new Request(input, init)));
+  const fetchApp = (input: RequestInfo | URL, init?: RequestInit) =>
+    Promise.resolve(app.fetch(new Request(input, init)));
   const connect = createConnectTransport({ baseUrl: "http://api.test", fetch: fetchApp });
-  const connectBinary = createConnectTransport({ baseUrl: "http://api.test", fetch: fetchApp, useBinaryFormat: true });
+  const connectBinary = createConnectTransport({
+    baseUrl: "http://api.test",
+    fetch: fetchApp,
+    useBinaryFormat: true,
+  });
   const grpcWeb = createGrpcWebTransport({ baseUrl: "http://api.test", fetch: fetchApp });
   return {
     app,
