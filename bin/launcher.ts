@@ -1,4 +1,5 @@
-import { type ApiHandle, ConfigError, loadConfig, startApi } from "@pm/api";
+import { ConfigError, loadConfig, startApi } from "@pm/api";
+import { AgentConfigError, loadAgentConfig, startAgent } from "@pm/tier-agent";
 
 const USAGE = `usage: payload-manager [all|api|worker|agent] [--config file.yaml]
 
@@ -40,16 +41,24 @@ export async function main(
 
   const running: Stoppable[] = [];
   try {
-    if (role === "all" || role === "api") {
-      const api: ApiHandle = await startApi(loadConfig(configFile, env));
-      running.push(api);
-    }
-    if (role === "worker" || role === "agent") {
-      console.error(`the ${role} role is not available in this build yet; run 'all' or 'api'`);
+    // Validate every role's configuration before starting anything.
+    const apiConfig = role === "all" || role === "api" ? loadConfig(configFile, env) : undefined;
+    const agentConfig = role === "all" || role === "agent" ? loadAgentConfig(configFile, env) : undefined;
+    if (role === "worker") {
+      console.error("the worker role is not available in this build yet; run 'all', 'api' or 'agent'");
       return 1;
     }
+    if (apiConfig) {
+      const api = await startApi(apiConfig);
+      running.push(api);
+      // In one process the agent registers with the API it runs beside, wherever that listens.
+      if (agentConfig && role === "all")
+        running.push(await startAgent({ ...agentConfig, controlPlaneUrl: api.httpUrl }));
+    } else if (agentConfig) {
+      running.push(await startAgent(agentConfig));
+    }
   } catch (e) {
-    if (e instanceof ConfigError) {
+    if (e instanceof ConfigError || e instanceof AgentConfigError) {
       console.error(e.message);
       return 2;
     }

@@ -77,8 +77,6 @@ const ENV: Record<string, { path: string[]; kind: "string" | "number" | "tokens"
   PM_ALLOCATION_TIMEOUT_MS: { path: ["allocationTimeoutMs"], kind: "number" },
   PM_AUTH_TOKENS: { path: ["auth", "tokens"], kind: "tokens" },
   PM_AGENT_TOKEN: { path: ["auth", "agentToken"], kind: "string" },
-  PM_DISK_ROOT: { path: ["disk", "root"], kind: "string" },
-  PM_DISK_CAPACITY_BYTES: { path: ["disk", "capacityBytes"], kind: "number" },
 };
 
 function setIn(obj: Record<string, unknown>, path: string[], value: unknown) {

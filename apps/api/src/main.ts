@@ -1,12 +1,14 @@
 import { randomUUID } from "node:crypto";
-import { join, resolve } from "node:path";
+import { mkdirSync } from "node:fs";
+import { resolve } from "node:path";
+import { createConnectTransport } from "@connectrpc/connect-web";
+import { AgentRegionAllocator } from "@pm/agents";
 import { openCatalog } from "@pm/db";
-import { DEFAULT_DOMAIN_CONFIG, type JobQueue, type UseCaseDeps } from "@pm/domain";
+import { DEFAULT_DOMAIN_CONFIG, DomainError, isAgentLive, type JobQueue, type UseCaseDeps } from "@pm/domain";
 import pino from "pino";
 import { createApp } from "./app.ts";
 import type { ApiConfig } from "./config.ts";
 import type { Logger } from "./logger.ts";
-import { DiskRegionAllocator } from "./node/disk-region-allocator.ts";
 import { PromMetrics } from "./node/prom-metrics.ts";
 import { listen, type RunningServers } from "./node/servers.ts";
 
@@ -21,16 +23,20 @@ export interface ApiOverrides {
 }
 
 /**
- * Composition root of the API on Node: builds the catalog, allocator, metrics and logger from the
- * validated config, and serves the app. Returns a handle whose close() drains both listeners.
+ * Composition root of the API on Node: builds the catalog, the agent-backed region allocator,
+ * metrics and logger from the validated config, and serves the app. Returns a handle whose close() drains both listeners.
  */
 export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}): Promise<ApiHandle> {
   const log: Logger = overrides.log ?? pino({ level: config.logLevel, name: "payload-manager-api" });
-  const catalog = await openCatalog(config.catalogUrl, { baseDir: resolve(config.dataDir) });
-  const allocator = new DiskRegionAllocator(
-    config.disk.root ?? join(config.dataDir, "disk"),
-    config.disk.capacityBytes,
-  );
+  mkdirSync(resolve(config.dataDir), { recursive: true, mode: 0o700 });
+  const catalog = await openCatalog(config.catalogUrl);
+  const clock = { now: () => Date.now() };
+  const allocator = new AgentRegionAllocator({
+    catalog,
+    clock,
+    agentTtlMs: config.agentTtlMs,
+    transportFor: (endpoint) => createConnectTransport({ baseUrl: endpoint }),
+  });
   const jobs: JobQueue = overrides.jobs ?? {
     async enqueue(job) {
       log.warn({ job }, "no job queue configured; the job was dropped");
@@ -40,7 +46,7 @@ export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}):
     catalog,
     allocator,
     jobs,
-    clock: { now: () => Date.now() },
+    clock,
     ids: { newId: () => randomUUID() },
     presigner: undefined,
     config: {
@@ -63,7 +69,18 @@ export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}):
   const app = createApp({
     ...rpcDeps,
     maxBodyBytes: config.maxBodyBytes,
-    readiness: { catalog: () => catalog.ping() },
+    readiness: {
+      catalog: () => catalog.ping(),
+      agents: async () => {
+        const agents = await catalog.transaction((tx) => tx.listAgents());
+        if (!agents.some((a) => isAgentLive(a, clock.now(), config.agentTtlMs))) {
+          throw new DomainError(
+            "NO_AGENT",
+            "no live tier agent has registered; start one (payload-manager agent)",
+          );
+        }
+      },
+    },
   });
   const servers = await listen(app, rpcDeps, config);
   log.info(

@@ -1,1 +1,2 @@
-export {};
+export { type AgentConfig, AgentConfigError, AgentConfigSchema, loadAgentConfig } from "./config.ts";
+export { type AgentHandle, startAgent } from "./main.ts";

@@ -1,4 +1,4 @@
-import { Code, ConnectError, type Client, createClient, type Transport } from "@connectrpc/connect";
+import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import {
   type AgentRecord,
   type AllocateRegionRequest,
@@ -87,27 +87,41 @@ export class AgentRegionAllocator implements RegionAllocator {
     for (const agent of decision.agents) {
       try {
         const region = await this.clientFor(agent.endpoint).createRegion(
-          { payloadId: { value: uuidToBytes(req.payloadId) }, tier: TIER_TO_PB[req.tier], sizeBytes: BigInt(req.sizeBytes) },
+          {
+            payloadId: { value: uuidToBytes(req.payloadId) },
+            tier: TIER_TO_PB[req.tier],
+            sizeBytes: BigInt(req.sizeBytes),
+          },
           { timeoutMs: this.opts.timeoutMs ?? 10_000 },
         );
         return placementFromRegion(region, agent.agentId, agent.host);
       } catch (e) {
         const err = ConnectError.from(e);
         if (err.code === Code.ResourceExhausted) full++;
-        else if (err.code !== Code.Unavailable && err.code !== Code.DeadlineExceeded) throw agentError(err, agent);
+        else if (err.code !== Code.Unavailable && err.code !== Code.DeadlineExceeded)
+          throw agentError(err, agent);
         failures.push(`${agent.agentId}: ${err.rawMessage}`);
       }
     }
     if (full === decision.agents.length) {
-      throw new DomainError("TIER_FULL", `every agent with the ${req.tier} tier is full (${failures.join("; ")}); spill or delete payloads`);
+      throw new DomainError(
+        "TIER_FULL",
+        `every agent with the ${req.tier} tier is full (${failures.join("; ")}); spill or delete payloads`,
+      );
     }
-    throw new DomainError("NO_AGENT", `no tier agent for ${req.tier} could be reached (${failures.join("; ")}); retry shortly`);
+    throw new DomainError(
+      "NO_AGENT",
+      `no tier agent for ${req.tier} could be reached (${failures.join("; ")}); retry shortly`,
+    );
   }
 
   private async ownerOf(placement: Placement): Promise<AgentRecord> {
     const agent = await this.opts.catalog.transaction((tx) => tx.getAgent(placement.agentId));
     if (!agent) {
-      throw new DomainError("UNAVAILABLE", `tier agent ${placement.agentId} holding the region is not registered; it must come back to free or copy it`);
+      throw new DomainError(
+        "UNAVAILABLE",
+        `tier agent ${placement.agentId} holding the region is not registered; it must come back to free or copy it`,
+      );
     }
     return agent;
   }
@@ -165,6 +179,9 @@ function agentError(err: ConnectError, agent: AgentRecord): DomainError {
     case Code.InvalidArgument:
       return new DomainError("INVALID_ARGUMENT", `${where}: ${err.rawMessage}`);
     default:
-      return new DomainError("UNAVAILABLE", `${where} failed: ${err.rawMessage}; retry, and check the agent's logs if it persists`);
+      return new DomainError(
+        "UNAVAILABLE",
+        `${where} failed: ${err.rawMessage}; retry, and check the agent's logs if it persists`,
+      );
   }
 }

@@ -1,2 +1,6 @@
-export { type AgentClient, AgentRegionAllocator, type AgentRegionAllocatorOptions } from "./agent-region-allocator.ts";
+export {
+  type AgentClient,
+  AgentRegionAllocator,
+  type AgentRegionAllocatorOptions,
+} from "./agent-region-allocator.ts";
 export { locationFromRegion, placementFromRegion, regionOf, TIER_TO_PB, tierOfPb } from "./region-mapping.ts";

@@ -3,8 +3,18 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Location, Placement, StorageTier } from "@pm/domain";
 import { type Region, RegionSchema, Tier } from "@pm/rpc";
 
-const TIER_OF: Record<number, StorageTier> = { [Tier.GPU]: "GPU", [Tier.RAM]: "RAM", [Tier.DISK]: "DISK", [Tier.OBJECT]: "OBJECT" };
-export const TIER_TO_PB: Record<StorageTier, Tier> = { GPU: Tier.GPU, RAM: Tier.RAM, DISK: Tier.DISK, OBJECT: Tier.OBJECT };
+const TIER_OF: Record<number, StorageTier> = {
+  [Tier.GPU]: "GPU",
+  [Tier.RAM]: "RAM",
+  [Tier.DISK]: "DISK",
+  [Tier.OBJECT]: "OBJECT",
+};
+export const TIER_TO_PB: Record<StorageTier, Tier> = {
+  GPU: Tier.GPU,
+  RAM: Tier.RAM,
+  DISK: Tier.DISK,
+  OBJECT: Tier.OBJECT,
+};
 
 export function tierOfPb(t: Tier): StorageTier {
   const tier = TIER_OF[t];
@@ -29,7 +39,13 @@ export function locationFromRegion(r: Region): Location {
 }
 
 export function placementFromRegion(r: Region, agentId: string, host: string): Placement {
-  return { tier: tierOfPb(r.tier), agentId, host, location: locationFromRegion(r), lengthBytes: Number(r.sizeBytes) };
+  return {
+    tier: tierOfPb(r.tier),
+    agentId,
+    host,
+    location: locationFromRegion(r),
+    lengthBytes: Number(r.sizeBytes),
+  };
 }
 
 /** A region message for a location (used by agents to answer). */
@@ -38,18 +54,50 @@ export function regionOf(payloadId: Uint8Array, tier: StorageTier, sizeBytes: nu
   let location: Region["location"];
   switch (l.kind) {
     case "ram":
-      location = { case: "ram", value: { $typeName: "payload.manager.core.v1.RamLocation", shmName: l.shmName, slabId: 0, blockIndex: 0n, lengthBytes: length } };
+      location = {
+        case: "ram",
+        value: {
+          $typeName: "payload.manager.core.v1.RamLocation",
+          shmName: l.shmName,
+          slabId: 0,
+          blockIndex: 0n,
+          lengthBytes: length,
+        },
+      };
       break;
     case "disk":
-      location = { case: "disk", value: { $typeName: "payload.manager.core.v1.DiskLocation", path: l.path, offsetBytes: BigInt(l.offsetBytes), lengthBytes: length } };
+      location = {
+        case: "disk",
+        value: {
+          $typeName: "payload.manager.core.v1.DiskLocation",
+          path: l.path,
+          offsetBytes: BigInt(l.offsetBytes),
+          lengthBytes: length,
+        },
+      };
       break;
     case "gpu":
-      location = { case: "gpu", value: { $typeName: "payload.manager.core.v1.GpuLocation", deviceId: l.deviceId, ipcHandle: l.ipcHandle, lengthBytes: length } };
+      location = {
+        case: "gpu",
+        value: {
+          $typeName: "payload.manager.core.v1.GpuLocation",
+          deviceId: l.deviceId,
+          ipcHandle: l.ipcHandle,
+          lengthBytes: length,
+        },
+      };
       break;
     case "object":
       location = {
         case: "object",
-        value: { $typeName: "payload.manager.core.v1.ObjectLocation", bucket: l.bucket, key: l.key, url: "", urlExpiresAt: timestampFromMs(0), lengthBytes: length },
+        value: {
+          $typeName: "payload.manager.core.v1.ObjectLocation",
+          bucket: l.bucket,
+          key: l.key,
+          url: "",
+          urlExpiresAt: timestampFromMs(0),
+          lengthBytes: length,
+        },
       };
       break;
   }

@@ -1,10 +1,13 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
 import { DEFAULT_DOMAIN_CONFIG, type UseCaseDeps } from "@pm/domain";
-import { FakeClock, MemoryCatalog, RecordingJobQueue, SequentialIds } from "@pm/domain/testing";
+import {
+  FakeAllocator,
+  FakeClock,
+  MemoryCatalog,
+  RecordingJobQueue,
+  SequentialIds,
+} from "@pm/domain/testing";
 import {
   PayloadAdminService,
   PayloadCatalogService,
@@ -13,16 +16,17 @@ import {
 } from "@pm/rpc";
 import { createApp } from "../app.ts";
 import { consoleLogger } from "../logger.ts";
-import { DiskRegionAllocator } from "../node/disk-region-allocator.ts";
 import { PromMetrics } from "../node/prom-metrics.ts";
 
-/** An API app wired to an in-memory catalog and a real DISK allocator in a temp dir, for in-process tests. */
+/**
+ * An API app wired to an in-memory catalog and the fake region allocator (DISK and RAM tiers), for
+ * in-process tests of the transports. Real regions are exercised by the agent and e2e tests.
+ */
 export function makeTestApp(opts: { tokens?: Record<string, string>; diskCapacity?: number } = {}) {
-  const dir = mkdtempSync(join(tmpdir(), "pm-api-test-"));
   const catalog = new MemoryCatalog();
   const clock = new FakeClock(Date.now());
   const jobs = new RecordingJobQueue();
-  const allocator = new DiskRegionAllocator(dir, opts.diskCapacity ?? 1024 ** 3);
+  const allocator = new FakeAllocator({ DISK: opts.diskCapacity ?? 1024 ** 3, RAM: 1024 ** 3 });
   const deps: UseCaseDeps = {
     catalog,
     allocator,
@@ -55,7 +59,7 @@ export function makeTestApp(opts: { tokens?: Record<string, string>; diskCapacit
   const grpcWeb = createGrpcWebTransport({ baseUrl: "http://api.test", fetch: fetchApp });
   return {
     app,
-    dir,
+    allocator,
     deps,
     clock,
     jobs,
@@ -68,6 +72,6 @@ export function makeTestApp(opts: { tokens?: Record<string, string>; diskCapacit
       stream: createClient(PayloadStreamService, transport),
     }),
     transports: { connect, connectBinary, grpcWeb },
-    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+    cleanup: () => undefined,
   };
 }

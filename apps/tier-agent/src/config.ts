@@ -1,0 +1,136 @@
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+
+const bytes = z.number().int().positive();
+const watermarks = {
+  highWatermark: z.number().gt(0).lte(1).default(0.9),
+  lowWatermark: z.number().gt(0).lte(1).default(0.75),
+};
+
+/** The tier agent's configuration: YAML `agent:` section, then `PM_AGENT_*` overrides, then defaults. */
+export const AgentConfigSchema = z
+  .object({
+    agentId: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,64}$/)
+      .default(`agent-${hostname()}`.slice(0, 64).replace(/[^A-Za-z0-9._-]/g, "-")),
+    host: z.string().min(1).default(hostname()),
+    listenHost: z.string().default("127.0.0.1"),
+    port: z.number().int().min(0).max(65535).default(7070),
+    /** URL the control plane uses to reach this agent; default http://<listenHost>:<port>. */
+    advertiseUrl: z.string().url().optional(),
+    /** The API's HTTP URL, where the agent registers and heartbeats. */
+    controlPlaneUrl: z.string().url().default("http://127.0.0.1:8080"),
+    controlPlaneToken: z.string().default(""),
+    logLevel: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+    /** Regions the catalog does not know are freed only after this long (allocations in flight). */
+    orphanGraceMs: z.number().int().nonnegative().default(60_000),
+    tiers: z
+      .object({
+        ram: z
+          .object({
+            enabled: z.boolean().default(true),
+            capacityBytes: bytes.default(4 * 1024 ** 3),
+            /** /dev/shm, or a tmpfs mounted with huge=always for huge-page-backed regions. */
+            dir: z.string().default("/dev/shm"),
+            prefix: z
+              .string()
+              .regex(/^[A-Za-z0-9._-]{0,32}$/)
+              .default("pm-"),
+            mode: z.number().int().min(0).max(0o777).default(0o600),
+            ...watermarks,
+          })
+          .prefault({}),
+        disk: z
+          .object({
+            enabled: z.boolean().default(true),
+            capacityBytes: bytes.default(64 * 1024 ** 3),
+            root: z.string().default("./.payload-manager/disk"),
+            mode: z.number().int().min(0).max(0o777).default(0o600),
+            ...watermarks,
+          })
+          .prefault({}),
+        gpu: z
+          .object({
+            /** auto: enabled when libcuda loads and a device exists. */
+            enabled: z.union([z.boolean(), z.literal("auto")]).default("auto"),
+            devices: z.array(z.number().int().nonnegative()).default([0]),
+            capacityBytes: bytes.optional(),
+            ...watermarks,
+          })
+          .prefault({}),
+      })
+      .prefault({}),
+  })
+  .strict();
+
+export type AgentConfig = z.infer<typeof AgentConfigSchema>;
+
+export class AgentConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid agent configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+const ENV: Record<string, { path: string[]; kind: "string" | "number" | "bool" }> = {
+  PM_AGENT_ID: { path: ["agentId"], kind: "string" },
+  PM_AGENT_HOST: { path: ["host"], kind: "string" },
+  PM_AGENT_LISTEN_HOST: { path: ["listenHost"], kind: "string" },
+  PM_AGENT_PORT: { path: ["port"], kind: "number" },
+  PM_AGENT_ADVERTISE_URL: { path: ["advertiseUrl"], kind: "string" },
+  PM_CONTROL_PLANE_URL: { path: ["controlPlaneUrl"], kind: "string" },
+  PM_AGENT_TOKEN: { path: ["controlPlaneToken"], kind: "string" },
+  PM_LOG_LEVEL: { path: ["logLevel"], kind: "string" },
+  PM_AGENT_ORPHAN_GRACE_MS: { path: ["orphanGraceMs"], kind: "number" },
+  PM_RAM_CAPACITY_BYTES: { path: ["tiers", "ram", "capacityBytes"], kind: "number" },
+  PM_RAM_DIR: { path: ["tiers", "ram", "dir"], kind: "string" },
+  PM_RAM_PREFIX: { path: ["tiers", "ram", "prefix"], kind: "string" },
+  PM_DISK_ROOT: { path: ["tiers", "disk", "root"], kind: "string" },
+  PM_DISK_CAPACITY_BYTES: { path: ["tiers", "disk", "capacityBytes"], kind: "number" },
+  PM_GPU_ENABLED: { path: ["tiers", "gpu", "enabled"], kind: "bool" },
+};
+
+/** Reads the `agent:` section of the YAML file, applies PM_* overrides, validates (every problem listed). */
+export function loadAgentConfig(
+  file: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+): AgentConfig {
+  const problems: string[] = [];
+  let raw: Record<string, unknown> = {};
+  if (file) {
+    try {
+      const doc = parseYaml(readFileSync(file, "utf8")) as Record<string, unknown> | null;
+      raw = (doc?.agent as Record<string, unknown> | undefined) ?? {};
+    } catch (e) {
+      throw new AgentConfigError([`cannot read config file ${file}: ${(e as Error).message}`]);
+    }
+  }
+  for (const [name, spec] of Object.entries(ENV)) {
+    const v = env[name];
+    if (v === undefined || v === "") continue;
+    let value: unknown = v;
+    if (spec.kind === "number") {
+      value = Number(v);
+      if (!Number.isFinite(value)) {
+        problems.push(`${name}=${v} is not a number`);
+        continue;
+      }
+    } else if (spec.kind === "bool") {
+      value = v === "auto" ? "auto" : v === "true" || v === "1";
+    }
+    let cur = raw;
+    for (const k of spec.path.slice(0, -1)) {
+      if (typeof cur[k] !== "object" || cur[k] === null) cur[k] = {};
+      cur = cur[k] as Record<string, unknown>;
+    }
+    cur[spec.path[spec.path.length - 1]!] = value;
+  }
+  const parsed = AgentConfigSchema.safeParse(raw);
+  if (!parsed.success)
+    for (const i of parsed.error.issues) problems.push(`agent.${i.path.join(".") || "(root)"}: ${i.message}`);
+  if (problems.length > 0 || !parsed.success) throw new AgentConfigError(problems);
+  return parsed.data;
+}

@@ -1,0 +1,80 @@
+import { once } from "node:events";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { createConnectTransport } from "@connectrpc/connect-web";
+import { TierAgentService } from "@pm/rpc";
+import pino from "pino";
+import type { AgentConfig } from "./config.ts";
+import { reconcile } from "./reconcile.ts";
+import { type Logger, Registration } from "./registration.ts";
+import { tierAgentService } from "./service.ts";
+import { TierAgent } from "./tier-agent.ts";
+import { diskTier } from "./tiers/disk.ts";
+import { ramTier } from "./tiers/ram.ts";
+import type { TierBackend } from "./tiers/tier-backend.ts";
+
+export interface AgentHandle {
+  readonly url: string;
+  readonly agent: TierAgent;
+  readonly registration: Registration;
+  /** Resolves when start-up reconciliation has finished (after the orphan grace period). */
+  readonly reconciled: Promise<unknown>;
+  close(): Promise<void>;
+}
+
+/**
+ * Composition root of the tier agent: builds the enabled tiers, serves the agent's Connect
+ * service, registers and heartbeats with the control plane, and reconciles regions in the
+ * background.
+ */
+export async function startAgent(
+  config: AgentConfig,
+  overrides: { log?: Logger } = {},
+): Promise<AgentHandle> {
+  const log: Logger = overrides.log ?? pino({ level: config.logLevel, name: "payload-manager-agent" });
+  const backends: TierBackend[] = [];
+  if (config.tiers.ram.enabled) backends.push(ramTier(config.tiers.ram, undefined));
+  if (config.tiers.disk.enabled) backends.push(diskTier(config.tiers.disk, undefined));
+  const agent = new TierAgent(backends);
+
+  const handler = connectNodeAdapter({ routes: (r) => r.service(TierAgentService, tierAgentService(agent)) });
+  const server = http.createServer(handler);
+  server.listen(config.port, config.listenHost);
+  await once(server, "listening");
+  const addr = server.address() as AddressInfo;
+  const url = `http://${config.listenHost}:${addr.port}`;
+
+  const registration = new Registration(agent, {
+    agentId: config.agentId,
+    host: config.host,
+    endpoint: config.advertiseUrl ?? url,
+    token: config.controlPlaneToken,
+    transport: createConnectTransport({ baseUrl: config.controlPlaneUrl }),
+    log,
+    watermarks: {
+      RAM: { high: config.tiers.ram.highWatermark, low: config.tiers.ram.lowWatermark },
+      DISK: { high: config.tiers.disk.highWatermark, low: config.tiers.disk.lowWatermark },
+      GPU: { high: config.tiers.gpu.highWatermark, low: config.tiers.gpu.lowWatermark },
+    },
+  });
+  registration.start();
+  const reconciled = reconcile(agent, () => registration.register(), config.orphanGraceMs, log).catch(
+    (e: unknown) =>
+      log.warn({ err: (e as Error).message }, "reconciliation failed; it runs again at the next start"),
+  );
+  log.info({ url, agentId: config.agentId, tiers: backends.map((b) => b.tier) }, "tier agent listening");
+
+  return {
+    url,
+    agent,
+    registration,
+    reconciled,
+    async close() {
+      registration.stop();
+      server.closeIdleConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      await agent.close();
+    },
+  };
+}

@@ -1,0 +1,86 @@
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import { regionOf, tierOfPb } from "@pm/agents";
+import { idFromBytes, type PayloadId, type StorageTier, uuidToBytes } from "@pm/domain";
+import { type Tier, type TierAgentService, Tier as TierPb } from "@pm/rpc";
+import type { TierAgent } from "./tier-agent.ts";
+import { TierError } from "./tiers/tier-backend.ts";
+
+const WIRE: Record<TierError["code"], Code> = {
+  FULL: Code.ResourceExhausted,
+  EXISTS: Code.AlreadyExists,
+  NOT_FOUND: Code.NotFound,
+  INVALID: Code.InvalidArgument,
+  UNSUPPORTED: Code.FailedPrecondition,
+  IO: Code.Internal,
+};
+
+function wire<T>(fn: () => Promise<T>): Promise<T> {
+  return fn().catch((e: unknown) => {
+    if (e instanceof TierError) throw new ConnectError(e.message, WIRE[e.code]);
+    if (e instanceof ConnectError) throw e;
+    if ((e as { code?: string }).code === "INVALID_ARGUMENT")
+      throw new ConnectError((e as Error).message, Code.InvalidArgument);
+    throw new ConnectError(`agent error: ${(e as Error).message}`, Code.Internal);
+  });
+}
+
+const idOf = (v: { value: Uint8Array } | undefined): PayloadId =>
+  idFromBytes(v?.value, "payload_id") as PayloadId;
+
+function tierOf(t: Tier): StorageTier {
+  if (t === TierPb.UNSPECIFIED || t === TierPb.VOID)
+    throw new TierError("INVALID", "tier must be GPU, RAM, DISK or OBJECT");
+  try {
+    return tierOfPb(t);
+  } catch {
+    throw new TierError("INVALID", `unknown tier ${t}`);
+  }
+}
+
+/** The agent's own Connect service, called by the API and workers. */
+export function tierAgentService(agent: TierAgent): ServiceImpl<typeof TierAgentService> {
+  return {
+    createRegion: (req) =>
+      wire(async () => {
+        const id = idOf(req.payloadId);
+        const tier = tierOf(req.tier);
+        const info = await agent.create(id, tier, Number(req.sizeBytes));
+        return regionOf(req.payloadId!.value, tier, info.sizeBytes, info.location);
+      }),
+    freeRegion: (req) =>
+      wire(async () => {
+        await agent.free(idOf(req.payloadId), tierOf(req.tier));
+        return {};
+      }),
+    statRegion: (req) =>
+      wire(async () => {
+        const tier = tierOf(req.tier);
+        const info = await agent.stat(idOf(req.payloadId), tier);
+        return regionOf(req.payloadId!.value, tier, info.sizeBytes, info.location);
+      }),
+    listRegions: () =>
+      wire(async () => {
+        const regions = [];
+        for (const b of agent.tiers()) {
+          for (const r of await b.list()) {
+            regions.push(regionOf(uuidToBytes(r.payloadId), b.tier, r.sizeBytes, r.location));
+          }
+        }
+        return { regions };
+      }),
+    copyRegion: (req) =>
+      wire(async () => {
+        const id = idOf(req.payloadId);
+        const to = tierOf(req.toTier);
+        const out = await agent.copy(id, tierOf(req.fromTier), to, req.fsync);
+        return {
+          region: regionOf(req.payloadId!.value, to, out.region.sizeBytes, out.region.location),
+          bytesCopied: BigInt(out.bytesCopied),
+          durationUs: BigInt(out.durationUs),
+          checksum: "",
+        };
+      }),
+    checksumRegion: (req) =>
+      wire(async () => ({ checksum: await agent.checksum(idOf(req.payloadId), tierOf(req.tier)) })),
+  };
+}
