@@ -64,7 +64,7 @@ describe("API over Connect, Connect binary and gRPC-Web", () => {
       Code.InvalidArgument,
     );
     expect(await codeOf(c.catalog.allocatePayload({ sizeBytes: 10n }))).toBe(Code.InvalidArgument);
-    expect(await codeOf(c.catalog.allocatePayload({ sizeBytes: 10n, preferredTier: Tier.RAM }))).toBe(
+    expect(await codeOf(c.catalog.allocatePayload({ sizeBytes: 10n, preferredTier: Tier.GPU }))).toBe(
       Code.FailedPrecondition,
     );
     expect(await codeOf(c.catalog.allocatePayload({ sizeBytes: 20_000n, preferredTier: Tier.DISK }))).toBe(

@@ -71,7 +71,7 @@ function base64ToBytes(text: string): Uint8Array | null {
  * 16 bytes, padded or not. Returns canonical text or throws INVALID_ARGUMENT.
  */
 export function idFromPathSegment(segment: string, what: string): string {
-  const text = decodeURIComponent(segment);
+  const text = decodePathSegment(segment);
   if (isUuidText(text)) return text.toLowerCase();
   const bytes = base64ToBytes(text);
   if (!bytes || bytes.length !== 16) {
@@ -81,6 +81,18 @@ export function idFromPathSegment(segment: string, what: string): string {
     );
   }
   return uuidFromBytes(bytes);
+}
+
+/**
+ * decodeURIComponent throws URIError on a malformed escape (`%zz`). That is bad input, not a bug:
+ * keep the raw text, which then fails validation because '%' belongs to neither id form.
+ */
+function decodePathSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 export const asPayloadId = (s: string) => s as PayloadId;

@@ -10,9 +10,14 @@ export interface EvictionCandidate {
 
 const PRIORITY_ORDER: Record<EvictionPriority, number> = { LOW: 0, NORMAL: 1, HIGH: 2, NEVER: 3 };
 
-/** Where a displaced payload goes: its own spill target, else the next slower tier. */
+/**
+ * Where a displaced payload goes: its own spill target, else the next slower tier. A spill target
+ * that is no longer slower than where the payload is (it was already displaced there, or moved
+ * past it) cannot take it further down, so the next slower tier applies.
+ */
 export function spillTargetOf(p: Payload): Tier {
-  return p.evictionPolicy.spillTarget ?? nextSlower(p.placement.tier);
+  const own = p.evictionPolicy.spillTarget;
+  return own !== undefined && isFaster(p.placement.tier, own) ? own : nextSlower(p.placement.tier);
 }
 
 /** Why a payload may not be moved off its tier automatically, or undefined when it may. */

@@ -45,11 +45,7 @@ export async function movePayload(
     }
     if (req.direction !== "promote") {
       const pin = await tx.getPin(p.id);
-      if (pin && isPinLive(pin, now)) {
-        throw new DomainError("PIN_CONFLICT", `payload ${p.id} is pinned; unpin it before spilling`, {
-          payloadId: p.id,
-        });
-      }
+      if (pin && isPinLive(pin, now)) throw pinConflict(p.id);
       const floor = p.evictionPolicy.minResidencyTier;
       if (floor && isFaster(floor, req.toTier)) {
         throw new DomainError(
@@ -135,6 +131,12 @@ function checkDirection(p: Payload, req: MoveRequest): void {
       { field: "target_tier" },
     );
   }
+}
+
+function pinConflict(id: PayloadId): DomainError {
+  return new DomainError("PIN_CONFLICT", `payload ${id} is pinned; unpin it before spilling`, {
+    payloadId: id,
+  });
 }
 
 function transitionError(p: Payload, direction: string): DomainError {
@@ -233,6 +235,12 @@ async function spillOne(
         { payloadId: id },
       );
     }
+    // Dropping is still a spill, and pins block spills (only an explicit delete ignores them).
+    const pinned = await deps.catalog.transaction(async (tx) => {
+      const pin = await tx.getPin(id);
+      return pin !== undefined && isPinLive(pin, deps.clock.now());
+    });
+    if (pinned) throw pinConflict(id);
     await deletePayload(deps, ctx, { id, force: false });
     return { id, ok: true, errorMessage: "", descriptor: undefined };
   }
