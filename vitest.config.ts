@@ -9,7 +9,7 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          include: ["libs/**/*.test.ts", "apps/**/*.test.ts", "native/**/*.test.ts", "tests/unit/**/*.test.ts"],
+          include: ["libs/**/*.test.ts", "apps/**/*.test.ts", "native/**/*.test.ts", "tests/unit/**/*.test.ts", "tests/infra/**/*.test.ts"],
           exclude: ["**/node_modules/**", "**/*.int.test.ts", "**/*.e2e.test.ts"],
           testTimeout: 20_000,
         },
