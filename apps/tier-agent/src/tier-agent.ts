@@ -43,7 +43,7 @@ export class TierAgent {
     return b;
   }
 
-  create(id: PayloadId, tier: StorageTier, sizeBytes: number): Promise<RegionInfo> {
+  async create(id: PayloadId, tier: StorageTier, sizeBytes: number): Promise<RegionInfo> {
     if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 1)
       throw new TierError("INVALID", `size ${sizeBytes} must be at least 1 byte`);
     return this.backend(tier).create(id, sizeBytes);
@@ -55,7 +55,7 @@ export class TierAgent {
     return info;
   }
 
-  free(id: PayloadId, tier: StorageTier): Promise<void> {
+  async free(id: PayloadId, tier: StorageTier): Promise<void> {
     return this.backend(tier).free(id);
   }
 
