@@ -70,7 +70,6 @@ const ENV: Record<string, { path: string[]; kind: "string" | "number" | "tokens"
   PM_GRPC_PORT: { path: ["grpcPort"], kind: "number" },
   PM_PUBLIC_URL: { path: ["publicUrl"], kind: "string" },
   PM_CATALOG_URL: { path: ["catalogUrl"], kind: "string" },
-  PM_DATABASE_URL: { path: ["catalogUrl"], kind: "string" },
   PM_DATA_DIR: { path: ["dataDir"], kind: "string" },
   PM_LOG_LEVEL: { path: ["logLevel"], kind: "string" },
   PM_MAX_LEASE_MS: { path: ["leases", "maxMs"], kind: "number" },

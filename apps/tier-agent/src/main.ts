@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { TierAgentService } from "@pm/rpc";
+import { tryNativeApi } from "@pm/native";
 import pino from "pino";
 import type { AgentConfig } from "./config.ts";
 import { reconcile } from "./reconcile.ts";
@@ -33,9 +34,16 @@ export async function startAgent(
   overrides: { log?: Logger } = {},
 ): Promise<AgentHandle> {
   const log: Logger = overrides.log ?? pino({ level: config.logLevel, name: "payload-manager-agent" });
+  const native = tryNativeApi();
+  if (!native.ok) log.warn({ err: native.error.message }, "native addon unavailable: regions are created sparse and the GPU tier is off");
+  const createFile = native.ok
+    ? async (path: string, size: number, mode: number) => {
+        await native.api.createFile(path, size, { mode, exclusive: true });
+      }
+    : undefined;
   const backends: TierBackend[] = [];
-  if (config.tiers.ram.enabled) backends.push(ramTier(config.tiers.ram, undefined));
-  if (config.tiers.disk.enabled) backends.push(diskTier(config.tiers.disk, undefined));
+  if (config.tiers.ram.enabled) backends.push(ramTier(config.tiers.ram, createFile));
+  if (config.tiers.disk.enabled) backends.push(diskTier(config.tiers.disk, createFile));
   const agent = new TierAgent(backends);
 
   const handler = connectNodeAdapter({ routes: (r) => r.service(TierAgentService, tierAgentService(agent)) });

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { PayloadId } from "@pm/domain";
+import { nativeApi } from "@pm/native";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AgentConfigSchema } from "./config.ts";
 import { reconcile } from "./reconcile.ts";
@@ -16,11 +17,16 @@ let dir: string;
 let prefix: string;
 let agent: TierAgent;
 
-function makeAgent(ramCapacity = 1 << 30, diskCapacity = 1 << 30) {
+const native = nativeApi();
+const nativeCreate = async (path: string, size: number, mode: number) => {
+  await native.createFile(path, size, { mode, exclusive: true });
+};
+
+function makeAgent(ramCapacity = 1 << 30, diskCapacity = 1 << 30, create: typeof nativeCreate | undefined = undefined) {
   const cfg = AgentConfigSchema.parse({
     tiers: { ram: { prefix, capacityBytes: ramCapacity }, disk: { root: join(dir, "disk"), capacityBytes: diskCapacity } },
   });
-  return new TierAgent([ramTier(cfg.tiers.ram, undefined), diskTier(cfg.tiers.disk, undefined)]);
+  return new TierAgent([ramTier(cfg.tiers.ram, create), diskTier(cfg.tiers.disk, create)]);
 }
 
 beforeEach(() => {
@@ -49,6 +55,20 @@ describe("tier agent regions on real shared memory and files", () => {
     expect(existsSync(`/dev/shm/${prefix}${p}.bin`)).toBe(false);
     expect(agent.backend("RAM").usedBytes()).toBe(0);
     await agent.free(p, "RAM");
+  });
+
+  it("with the native addon, regions are created exclusively with their bytes reserved", async () => {
+    agent = makeAgent(1 << 30, 1 << 30, nativeCreate);
+    const p = id();
+    await agent.create(p, "RAM", 8 << 20);
+    const st = statSync(`/dev/shm/${prefix}${p}.bin`);
+    expect(st.size).toBe(8 << 20);
+    expect(st.blocks * 512).toBeGreaterThanOrEqual(8 << 20);
+    expect(st.mode & 0o777).toBe(0o600);
+    await expect(agent.create(p, "RAM", 10)).rejects.toMatchObject({ code: "EXISTS" });
+    const d = id();
+    await agent.create(d, "DISK", 1 << 20);
+    expect(statSync(join(dir, "disk", `${d}.bin`)).blocks * 512).toBeGreaterThanOrEqual(1 << 20);
   });
 
   it("enforces capacity and leaves nothing behind when full", async () => {

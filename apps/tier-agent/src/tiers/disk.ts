@@ -4,7 +4,7 @@ import { FileTier } from "./file-tier.ts";
 /** The DISK tier: one preallocated file per payload under the disk root, located by absolute path. */
 export function diskTier(
   cfg: AgentConfig["tiers"]["disk"],
-  preallocate: ((path: string, size: number) => Promise<void>) | undefined,
+  createFile: ((path: string, size: number, mode: number) => Promise<void>) | undefined,
 ): FileTier {
   return new FileTier({
     tier: "DISK",
@@ -12,7 +12,7 @@ export function diskTier(
     prefix: "",
     capacityBytes: cfg.capacityBytes,
     mode: cfg.mode,
-    preallocate,
+    createFile,
     locationOf: (_name, path) => ({ kind: "disk", path, offsetBytes: 0 }),
   });
 }

@@ -13,8 +13,12 @@ export interface FileTierOptions {
   readonly capacityBytes: number;
   /** File mode of new regions (default 0600: only the agent's user and its group via ACLs). */
   readonly mode: number;
-  /** Reserves the bytes (fallocate) so a full tmpfs or disk fails at create, not at write. */
-  readonly preallocate: ((path: string, size: number) => Promise<void>) | undefined;
+  /**
+   * Creates the file exclusively with its bytes reserved (the native addon's fallocate), so a full
+   * tmpfs or disk fails here rather than with SIGBUS/ENOSPC in a writer. Without the addon the file
+   * is created sparse with Node's fs.
+   */
+  readonly createFile: ((path: string, size: number, mode: number) => Promise<void>) | undefined;
   /** How the location is expressed: a POSIX shm name (RAM in /dev/shm) or an absolute path. */
   readonly locationOf: (name: string, path: string) => Location;
 }
@@ -81,14 +85,17 @@ export class FileTier implements TierBackend {
     this.used += sizeBytes;
     this.sizes.set(id, sizeBytes);
     try {
-      const fh = await open(path, "wx", this.opts.mode);
-      try {
-        await fh.chmod(this.opts.mode);
-        await fh.truncate(sizeBytes);
-      } finally {
-        await fh.close();
+      if (this.opts.createFile) {
+        await this.opts.createFile(path, sizeBytes, this.opts.mode);
+      } else {
+        const fh = await open(path, "wx", this.opts.mode);
+        try {
+          await fh.chmod(this.opts.mode);
+          await fh.truncate(sizeBytes);
+        } finally {
+          await fh.close();
+        }
       }
-      if (this.opts.preallocate) await this.opts.preallocate(path, sizeBytes);
     } catch (e) {
       this.used -= sizeBytes;
       this.sizes.delete(id);

@@ -8,7 +8,7 @@ import { FileTier } from "./file-tier.ts";
  */
 export function ramTier(
   cfg: AgentConfig["tiers"]["ram"],
-  preallocate: ((path: string, size: number) => Promise<void>) | undefined,
+  createFile: ((path: string, size: number, mode: number) => Promise<void>) | undefined,
 ): FileTier {
   const inDevShm = cfg.dir.replace(/\/+$/, "") === "/dev/shm";
   return new FileTier({
@@ -17,7 +17,7 @@ export function ramTier(
     prefix: cfg.prefix,
     capacityBytes: cfg.capacityBytes,
     mode: cfg.mode,
-    preallocate,
+    createFile,
     locationOf: (name, path) => ({ kind: "ram", shmName: inDevShm ? `/${name}` : path }),
   });
 }
