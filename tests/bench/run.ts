@@ -1,0 +1,11 @@
+// `npm run bench`: every benchmark, each printing the project's figure next to a baseline measured
+// in the same run. Select with PM_BENCH=control-plane,data-plane (default: all).
+import { controlPlaneBench } from "./control-plane.ts";
+import { dataPlaneBench } from "./data-plane.ts";
+
+const only = (process.env.PM_BENCH ?? "").split(",").filter(Boolean);
+const want = (name: string) => only.length === 0 || only.includes(name);
+
+console.log(`payload-manager benchmarks — ${new Date().toISOString()} — node ${process.version}, ${(await import("node:os")).cpus().length} CPUs`);
+if (want("control-plane")) await controlPlaneBench();
+if (want("data-plane")) await dataPlaneBench();
