@@ -69,8 +69,11 @@ export class TierAgent {
     const to = this.backend(toTier);
     const src = await this.stat(id, fromTier);
     const started = performance.now();
-    const existing = await to.stat(id);
-    if (existing) await to.free(id);
+    // A region already on the target tier is an older placement that a lease still holds (the
+    // control plane frees it once the lease ends): never overwrite it; the move is retried later.
+    if (await to.stat(id)) {
+      throw new TierError("EXISTS", `payload ${id} still has a ${toTier} region held for a lease; retry the move after it is released`);
+    }
     const region = await to.create(id, src.sizeBytes);
     try {
       const srcPath = from.filePath(id);

@@ -172,6 +172,8 @@ function agentError(err: ConnectError, agent: AgentRecord): DomainError {
   switch (err.code) {
     case Code.ResourceExhausted:
       return new DomainError("TIER_FULL", `${where} is full: ${err.rawMessage}`);
+    case Code.AlreadyExists:
+      return new DomainError("UNAVAILABLE", `${where}: ${err.rawMessage}`);
     case Code.FailedPrecondition:
       return new DomainError("TIER_UNAVAILABLE", `${where}: ${err.rawMessage}`);
     case Code.NotFound:
