@@ -47,7 +47,7 @@ function build(env: EdgeEnv): Hono {
     log,
     metrics: noopMetrics,
     auth: config.auth,
-    heartbeatIntervalMs: 3_000,
+    heartbeatIntervalMs: 3_000, // the Node default (config.ts)
     newRequestId: () => crypto.randomUUID(),
     maxBodyBytes: config.maxBodyBytes,
     readiness: { catalog: () => catalog.ping() },
