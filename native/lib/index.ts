@@ -16,18 +16,18 @@
  * addon use `createFakeNativeApi` from `@pm/native/testing`.
  */
 import { createNativeApi } from "./create-native-api.ts";
-import { type NativeAddonError, loadNative, tryLoadNative } from "./load.ts";
+import { loadNative, type NativeAddonError, tryLoadNative } from "./load.ts";
 import type { CudaApi, CudaAvailability, NativeApi } from "./native-api.ts";
 
 export type { NativeBinding } from "./binding.ts";
 export { createNativeApi } from "./create-native-api.ts";
 export {
+  loadNative,
   NATIVE_ABI_VERSION,
   NATIVE_ADDON_ENV,
   NativeAddonError,
   type NativeAddonErrorCode,
   type NativeLoadResult,
-  loadNative,
   nativeAddonCandidates,
   tryLoadNative,
 } from "./load.ts";
@@ -51,9 +51,11 @@ export function tryNativeApi(): { ok: true; api: NativeApi } | { ok: false; erro
 }
 
 /** {@link NativeApi.createShm} on the built addon. */
-export const createShm: NativeApi["createShm"] = (name, size, options) => nativeApi().createShm(name, size, options);
+export const createShm: NativeApi["createShm"] = (name, size, options) =>
+  nativeApi().createShm(name, size, options);
 /** {@link NativeApi.resizeShm} on the built addon. */
-export const resizeShm: NativeApi["resizeShm"] = (name, size, options) => nativeApi().resizeShm(name, size, options);
+export const resizeShm: NativeApi["resizeShm"] = (name, size, options) =>
+  nativeApi().resizeShm(name, size, options);
 /** {@link NativeApi.unlinkShm} on the built addon. */
 export const unlinkShm: NativeApi["unlinkShm"] = (name) => nativeApi().unlinkShm(name);
 /** {@link NativeApi.statShm} on the built addon. */
@@ -79,7 +81,8 @@ export const checksum: NativeApi["checksum"] = (source, algorithm) => nativeApi(
 export const checksumSync: NativeApi["checksumSync"] = (bytes, algorithm) =>
   nativeApi().checksumSync(bytes, algorithm);
 /** {@link NativeApi.allocAligned} on the built addon. */
-export const allocAligned: NativeApi["allocAligned"] = (size, options) => nativeApi().allocAligned(size, options);
+export const allocAligned: NativeApi["allocAligned"] = (size, options) =>
+  nativeApi().allocAligned(size, options);
 /** {@link NativeApi.regionStats} on the built addon. */
 export const regionStats: NativeApi["regionStats"] = () => nativeApi().regionStats();
 
