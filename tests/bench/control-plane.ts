@@ -57,10 +57,10 @@ export async function controlPlaneBench(catalogUrl?: string): Promise<void> {
     ] as const) {
       const r: LoadResult = await closedLoop(op, concurrency, SECONDS);
       // Each pair is two RPCs; the baseline is one request, so compare calls per second.
-      rows.push([name, concurrency, r.opsPerSec, r.p50Ms, r.p99Ms, base.opsPerSec, `${fmt((2 * r.opsPerSec) / base.opsPerSec)}x`]);
+      rows.push([name, String(concurrency), r.opsPerSec, r.p50Ms, r.p99Ms, base.opsPerSec, `${fmt((2 * r.opsPerSec) / base.opsPerSec)}x`]);
       for (const id of created.splice(0)) await client.catalog.delete({ id, force: true }).catch(() => undefined);
     }
-    rows.push(["baseline GET /healthz", concurrency, base.opsPerSec, base.p50Ms, base.p99Ms, base.opsPerSec, "1.00x"]);
+    rows.push(["baseline GET /healthz", String(concurrency), base.opsPerSec, base.p50Ms, base.p99Ms, base.opsPerSec, "1.00x"]);
   }
   table(
     `Control plane over Connect on loopback (${catalogUrl?.startsWith("postgres") ? "Postgres" : "SQLite"} catalog, ${SECONDS}s per cell)`,
