@@ -9,7 +9,13 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          include: ["libs/**/*.test.ts", "apps/**/*.test.ts", "native/**/*.test.ts", "tests/unit/**/*.test.ts", "tests/infra/**/*.test.ts"],
+          include: [
+            "libs/**/*.test.ts",
+            "apps/**/*.test.ts",
+            "native/**/*.test.ts",
+            "tests/unit/**/*.test.ts",
+            "tests/infra/**/*.test.ts",
+          ],
           exclude: ["**/node_modules/**", "**/*.int.test.ts", "**/*.e2e.test.ts"],
           testTimeout: 20_000,
         },
@@ -27,7 +33,7 @@ export default defineConfig({
       {
         test: {
           name: "e2e",
-          include: ["tests/e2e/**/*.e2e.test.ts"],
+          include: ["tests/**/*.e2e.test.ts"],
           exclude: ["**/node_modules/**"],
           testTimeout: 120_000,
           hookTimeout: 120_000,

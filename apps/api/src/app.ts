@@ -36,8 +36,10 @@ export function createApp(deps: AppDeps): Hono {
   };
 
   const app = new Hono();
+  // RPC paths are limited by the Connect router (readMaxBytes), which answers in each protocol's own
+  // error shape; REST and everything else by this middleware.
   app.use(
-    "*",
+    "/v1/*",
     bodyLimit({
       maxSize: deps.maxBodyBytes,
       onError: () =>

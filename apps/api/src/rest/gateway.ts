@@ -75,6 +75,20 @@ function setPath(obj: Record<string, unknown>, path: string, value: unknown): vo
   cur[camel(parts[parts.length - 1]!)] = value;
 }
 
+function decodeSegment(raw: string, field: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new DomainError(
+      "INVALID_ARGUMENT",
+      `path segment for ${field} has a malformed %-escape; percent-encode it as UTF-8`,
+      {
+        field,
+      },
+    );
+  }
+}
+
 const camel = (s: string) => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
 
 function bytesToBase64(bytes: Uint8Array): string {
@@ -204,7 +218,7 @@ export async function handleRest(
         const parent = v.split(".")[0]!;
         setPath(json, v, bytesToBase64(uuidToBytes(idFromPathSegment(raw, parent))));
       } else {
-        setPath(json, v, decodeURIComponent(raw));
+        setPath(json, v, decodeSegment(raw, v));
       }
     });
     for (const [key, raw] of url.searchParams) {
