@@ -25,12 +25,23 @@ export async function controlPlaneBench(catalogUrl?: string): Promise<void> {
   };
   const api = await startApi(loadConfig(undefined, env), { log: silent });
   const agent = await startAgent(
-    { ...loadAgentConfig(undefined, { ...env, PM_AGENT_PORT: "0", PM_RAM_PREFIX: prefix, PM_DISK_ROOT: join(dir, "disk") }), controlPlaneUrl: api.httpUrl },
+    {
+      ...loadAgentConfig(undefined, {
+        ...env,
+        PM_AGENT_PORT: "0",
+        PM_RAM_PREFIX: prefix,
+        PM_DISK_ROOT: join(dir, "disk"),
+      }),
+      controlPlaneUrl: api.httpUrl,
+    },
     { log: silent },
   );
   await waitForAgent(api.httpUrl);
   const client = createPayloadClient({ baseUrl: api.httpUrl });
-  const { payloadDescriptor: d } = await client.catalog.allocatePayload({ sizeBytes: 4096n, preferredTier: Tier.RAM });
+  const { payloadDescriptor: d } = await client.catalog.allocatePayload({
+    sizeBytes: 4096n,
+    preferredTier: Tier.RAM,
+  });
   await client.catalog.commitPayload({ id: d!.payloadId });
   const created: { value: Uint8Array }[] = [];
 
@@ -57,10 +68,27 @@ export async function controlPlaneBench(catalogUrl?: string): Promise<void> {
     ] as const) {
       const r: LoadResult = await closedLoop(op, concurrency, SECONDS);
       // Each pair is two RPCs; the baseline is one request, so compare calls per second.
-      rows.push([name, String(concurrency), r.opsPerSec, r.p50Ms, r.p99Ms, base.opsPerSec, `${fmt((2 * r.opsPerSec) / base.opsPerSec)}x`]);
-      for (const id of created.splice(0)) await client.catalog.delete({ id, force: true }).catch(() => undefined);
+      rows.push([
+        name,
+        String(concurrency),
+        r.opsPerSec,
+        r.p50Ms,
+        r.p99Ms,
+        base.opsPerSec,
+        `${fmt((2 * r.opsPerSec) / base.opsPerSec)}x`,
+      ]);
+      for (const id of created.splice(0))
+        await client.catalog.delete({ id, force: true }).catch(() => undefined);
     }
-    rows.push(["baseline GET /healthz", String(concurrency), base.opsPerSec, base.p50Ms, base.p99Ms, base.opsPerSec, "1.00x"]);
+    rows.push([
+      "baseline GET /healthz",
+      String(concurrency),
+      base.opsPerSec,
+      base.p50Ms,
+      base.p99Ms,
+      base.opsPerSec,
+      "1.00x",
+    ]);
   }
   table(
     `Control plane over Connect on loopback (${catalogUrl?.startsWith("postgres") ? "Postgres" : "SQLite"} catalog, ${SECONDS}s per cell)`,
@@ -69,7 +97,8 @@ export async function controlPlaneBench(catalogUrl?: string): Promise<void> {
   );
   await agent.close();
   await api.close();
-  for (const f of readdirSync("/dev/shm")) if (f.startsWith(prefix)) rmSync(join("/dev/shm", f), { force: true });
+  for (const f of readdirSync("/dev/shm"))
+    if (f.startsWith(prefix)) rmSync(join("/dev/shm", f), { force: true });
   rmSync(dir, { recursive: true, force: true });
 }
 

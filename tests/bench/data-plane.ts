@@ -3,10 +3,10 @@
 // bytes over HTTP from a Node server, and a Redis GET. Also prints the agent's and reader's memory.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Redis } from "ioredis";
 import { runNode, startSystem } from "../support/system.ts";
 import { fmt, table } from "./lib/stats.ts";
@@ -44,7 +44,9 @@ function mountHugeTmpfs(): { dir: string; unmount(): void } | undefined {
   if (process.getuid?.() !== 0) return undefined;
   const dir = mkdtempSync(join(tmpdir(), "pm-huge-"));
   try {
-    execFileSync("mount", ["-t", "tmpfs", "-o", `huge=always,size=${SIZE * 3},mode=0700`, "tmpfs", dir], { stdio: "ignore" });
+    execFileSync("mount", ["-t", "tmpfs", "-o", `huge=always,size=${SIZE * 3},mode=0700`, "tmpfs", dir], {
+      stdio: "ignore",
+    });
   } catch {
     rmSync(dir, { recursive: true, force: true });
     return undefined;
@@ -66,7 +68,12 @@ interface Scenario {
 async function descriptorReads(s: Scenario) {
   const sys = await startSystem({ env: { PM_RAM_CAPACITY_BYTES: String(SIZE * 2), ...s.env } });
   try {
-    const produced = await runNode<{ id: string; ms: number }>("tests/e2e/fixtures/producer.ts", [sys.url, "RAM", String(SIZE), "3"]);
+    const produced = await runNode<{ id: string; ms: number }>("tests/e2e/fixtures/producer.ts", [
+      sys.url,
+      "RAM",
+      String(SIZE),
+      "3",
+    ]);
     const mapped: Record<string, number | string>[] = [];
     const faulted: Record<string, number | string>[] = [];
     for (let i = 0; i < RUNS; i++) {
@@ -103,7 +110,10 @@ export async function dataPlaneBench(): Promise<void> {
   const httpUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/payload`;
   const httpRuns: number[] = [];
   for (let i = 0; i < RUNS; i++) {
-    httpRuns.push((await runNode<{ firstReadMs: number }>("tests/bench/fixtures/reader.ts", ["http", httpUrl])).firstReadMs);
+    httpRuns.push(
+      (await runNode<{ firstReadMs: number }>("tests/bench/fixtures/reader.ts", ["http", httpUrl]))
+        .firstReadMs,
+    );
   }
   server.close();
 
@@ -112,7 +122,10 @@ export async function dataPlaneBench(): Promise<void> {
   await redis.set(key, payload);
   const redisRuns: number[] = [];
   for (let i = 0; i < RUNS; i++) {
-    redisRuns.push((await runNode<{ firstReadMs: number }>("tests/bench/fixtures/reader.ts", ["redis", REDIS_URL, key])).firstReadMs);
+    redisRuns.push(
+      (await runNode<{ firstReadMs: number }>("tests/bench/fixtures/reader.ts", ["redis", REDIS_URL, key]))
+        .firstReadMs,
+    );
   }
   await redis.del(key);
   redis.disconnect();
@@ -123,14 +136,37 @@ export async function dataPlaneBench(): Promise<void> {
     const read = m(r.mapped, "mapMs") + m(r.mapped, "copyMs");
     const total = m(r.mapped, "firstReadMs");
     const faultRead = m(r.faulted, "mapMs") + m(r.faulted, "copyMs");
-    const ratios = (ms: number) => [`${fmt(mem / ms)}x`, `${fmt(median(httpRuns) / ms)}x`, `${fmt(median(redisRuns) / ms)}x`];
+    const ratios = (ms: number) => [
+      `${fmt(mem / ms)}x`,
+      `${fmt(median(httpRuns) / ms)}x`,
+      `${fmt(median(redisRuns) / ms)}x`,
+    ];
     rows.push([`descriptor, ${s.label}: map(prefault)+copy`, read, gbps(read), ...ratios(read)]);
-    rows.push([`descriptor, ${s.label}: same, no prefault`, faultRead, gbps(faultRead), ...ratios(faultRead)]);
+    rows.push([
+      `descriptor, ${s.label}: same, no prefault`,
+      faultRead,
+      gbps(faultRead),
+      ...ratios(faultRead),
+    ]);
     rows.push([`descriptor, ${s.label}: lease RPC + map + copy`, total, gbps(total), ...ratios(total)]);
     rows.push([`  (lease RPC alone: ${fmt(lease)} ms)`, "", "", "", "", ""]);
   }
-  rows.push(["HTTP GET from a Node server", median(httpRuns), gbps(median(httpRuns)), `${fmt(mem / median(httpRuns))}x`, "1.00x", ""]);
-  rows.push(["Redis GET", median(redisRuns), gbps(median(redisRuns)), `${fmt(mem / median(redisRuns))}x`, "", "1.00x"]);
+  rows.push([
+    "HTTP GET from a Node server",
+    median(httpRuns),
+    gbps(median(httpRuns)),
+    `${fmt(mem / median(httpRuns))}x`,
+    "1.00x",
+    "",
+  ]);
+  rows.push([
+    "Redis GET",
+    median(redisRuns),
+    gbps(median(redisRuns)),
+    `${fmt(mem / median(redisRuns))}x`,
+    "",
+    "1.00x",
+  ]);
   table(
     `Data plane: first read of a ${SIZE / 2 ** 20} MiB RAM payload by a fresh process (median of ${RUNS})`,
     ["path", "ms", "GB/s", "÷ memcpy", "× HTTP", "× Redis"],
@@ -141,9 +177,23 @@ export async function dataPlaneBench(): Promise<void> {
     "Memory: the payload is mapped, not copied (anon = heap+malloc, shmem = shared segment pages)",
     ["process", "peak RSS MiB", "anon MiB", "shmem MiB", "JS heap MiB"],
     [
-      ["api+agent (payload-manager all)", first.agentMem.peakRssMb, first.agentMem.anonMb, first.agentMem.shmemMb, "—"],
-      ["reader after map+copy", m(first.mapped, "rssMb"), m(first.mapped, "anonMb"), m(first.mapped, "shmemMb"), m(first.mapped, "heapMb")],
+      [
+        "api+agent (payload-manager all)",
+        first.agentMem.peakRssMb,
+        first.agentMem.anonMb,
+        first.agentMem.shmemMb,
+        "—",
+      ],
+      [
+        "reader after map+copy",
+        m(first.mapped, "rssMb"),
+        m(first.mapped, "anonMb"),
+        m(first.mapped, "shmemMb"),
+        m(first.mapped, "heapMb"),
+      ],
     ],
   );
-  console.log(`  (reader anon includes the ${SIZE / 2 ** 20} MiB scratch buffer the copy lands in; the JS heap does not grow by the payload)`);
+  console.log(
+    `  (reader anon includes the ${SIZE / 2 ** 20} MiB scratch buffer the copy lands in; the JS heap does not grow by the payload)`,
+  );
 }

@@ -6,6 +6,8 @@ import { dataPlaneBench } from "./data-plane.ts";
 const only = (process.env.PM_BENCH ?? "").split(",").filter(Boolean);
 const want = (name: string) => only.length === 0 || only.includes(name);
 
-console.log(`payload-manager benchmarks — ${new Date().toISOString()} — node ${process.version}, ${(await import("node:os")).cpus().length} CPUs`);
+console.log(
+  `payload-manager benchmarks — ${new Date().toISOString()} — node ${process.version}, ${(await import("node:os")).cpus().length} CPUs`,
+);
 if (want("control-plane")) await controlPlaneBench();
 if (want("data-plane")) await dataPlaneBench();

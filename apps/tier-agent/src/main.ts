@@ -3,8 +3,8 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createConnectTransport } from "@connectrpc/connect-web";
-import { TierAgentService } from "@pm/rpc";
 import { tryNativeApi } from "@pm/native";
+import { TierAgentService } from "@pm/rpc";
 import pino from "pino";
 import type { AgentConfig } from "./config.ts";
 import { reconcile } from "./reconcile.ts";
@@ -35,7 +35,11 @@ export async function startAgent(
 ): Promise<AgentHandle> {
   const log: Logger = overrides.log ?? pino({ level: config.logLevel, name: "payload-manager-agent" });
   const native = tryNativeApi();
-  if (!native.ok) log.warn({ err: native.error.message }, "native addon unavailable: regions are created sparse and the GPU tier is off");
+  if (!native.ok)
+    log.warn(
+      { err: native.error.message },
+      "native addon unavailable: regions are created sparse and the GPU tier is off",
+    );
   const createFile = native.ok
     ? async (path: string, size: number, mode: number) => {
         await native.api.createFile(path, size, { mode, exclusive: true });

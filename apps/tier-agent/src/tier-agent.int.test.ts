@@ -22,9 +22,16 @@ const nativeCreate = async (path: string, size: number, mode: number) => {
   await native.createFile(path, size, { mode, exclusive: true });
 };
 
-function makeAgent(ramCapacity = 1 << 30, diskCapacity = 1 << 30, create: typeof nativeCreate | undefined = undefined) {
+function makeAgent(
+  ramCapacity = 1 << 30,
+  diskCapacity = 1 << 30,
+  create: typeof nativeCreate | undefined = undefined,
+) {
   const cfg = AgentConfigSchema.parse({
-    tiers: { ram: { prefix, capacityBytes: ramCapacity }, disk: { root: join(dir, "disk"), capacityBytes: diskCapacity } },
+    tiers: {
+      ram: { prefix, capacityBytes: ramCapacity },
+      disk: { root: join(dir, "disk"), capacityBytes: diskCapacity },
+    },
   });
   return new TierAgent([ramTier(cfg.tiers.ram, create), diskTier(cfg.tiers.disk, create)]);
 }
@@ -90,7 +97,7 @@ describe("tier agent regions on real shared memory and files", () => {
     const p = id();
     await agent.create(p, "RAM", 3 << 20);
     const bytes = Buffer.alloc(3 << 20);
-    for (let i = 0; i < bytes.length; i += 4) bytes.writeUInt32LE(i * 2654435761 >>> 0, i);
+    for (let i = 0; i < bytes.length; i += 4) bytes.writeUInt32LE((i * 2654435761) >>> 0, i);
     writeFileSync(`/dev/shm/${prefix}${p}.bin`, bytes);
     const want = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
     expect(await agent.checksum(p, "RAM")).toBe(want);

@@ -72,7 +72,10 @@ export class TierAgent {
     // A region already on the target tier is an older placement that a lease still holds (the
     // control plane frees it once the lease ends): never overwrite it; the move is retried later.
     if (await to.stat(id)) {
-      throw new TierError("EXISTS", `payload ${id} still has a ${toTier} region held for a lease; retry the move after it is released`);
+      throw new TierError(
+        "EXISTS",
+        `payload ${id} still has a ${toTier} region held for a lease; retry the move after it is released`,
+      );
     }
     const region = await to.create(id, src.sizeBytes);
     try {

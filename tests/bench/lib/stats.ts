@@ -20,7 +20,11 @@ export interface LoadResult {
  * Closed-loop load: `concurrency` workers each run `op` back to back for `seconds` (after a short
  * warm-up). Returns throughput and latency percentiles of one `op`.
  */
-export async function closedLoop(op: () => Promise<void>, concurrency: number, seconds: number): Promise<LoadResult> {
+export async function closedLoop(
+  op: () => Promise<void>,
+  concurrency: number,
+  seconds: number,
+): Promise<LoadResult> {
   const warmUntil = performance.now() + Math.min(500, seconds * 200);
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -41,10 +45,20 @@ export async function closedLoop(op: () => Promise<void>, concurrency: number, s
   );
   const elapsed = (performance.now() - start) / 1000;
   lat.sort((a, b) => a - b);
-  return { ops: lat.length, seconds: elapsed, opsPerSec: lat.length / elapsed, p50Ms: percentile(lat, 50), p99Ms: percentile(lat, 99) };
+  return {
+    ops: lat.length,
+    seconds: elapsed,
+    opsPerSec: lat.length / elapsed,
+    p50Ms: percentile(lat, 50),
+    p99Ms: percentile(lat, 99),
+  };
 }
 
-export function table(title: string, header: readonly string[], rows: readonly (readonly (string | number)[])[]): void {
+export function table(
+  title: string,
+  header: readonly string[],
+  rows: readonly (readonly (string | number)[])[],
+): void {
   const cells = [header, ...rows.map((r) => r.map((c) => (typeof c === "number" ? fmt(c) : c)))];
   const widths = header.map((_, i) => Math.max(...cells.map((r) => String(r[i] ?? "").length)));
   console.log(`\n${title}`);
@@ -65,5 +79,10 @@ export function fmt(n: number): string {
 export function memoryNow(): { rssMb: number; anonMb: number; shmemMb: number; heapMb: number } {
   const status = readFileSync("/proc/self/status", "utf8");
   const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) / 1024;
-  return { rssMb: kb("VmRSS"), anonMb: kb("RssAnon"), shmemMb: kb("RssShmem"), heapMb: process.memoryUsage().heapUsed / 2 ** 20 };
+  return {
+    rssMb: kb("VmRSS"),
+    anonMb: kb("RssAnon"),
+    shmemMb: kb("RssShmem"),
+    heapMb: process.memoryUsage().heapUsed / 2 ** 20,
+  };
 }
