@@ -9,7 +9,11 @@ export {
   type SqlDialectName,
 } from "./migrations.ts";
 export { type OpenCatalogOptions, openCatalog } from "./open-catalog.ts";
-export { migratePostgres, PostgresCatalog, type PostgresCatalogOptions } from "./postgres/postgres-catalog.ts";
+export {
+  migratePostgres,
+  PostgresCatalog,
+  type PostgresCatalogOptions,
+} from "./postgres/postgres-catalog.ts";
 export {
   migrateSqlite,
   migrateSqliteDatabase,

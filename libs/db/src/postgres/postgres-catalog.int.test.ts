@@ -1,0 +1,276 @@
+import { randomBytes } from "node:crypto";
+import {
+  asPayloadId,
+  type CatalogTx,
+  DEFAULT_EVICTION_POLICY,
+  type DomainError,
+  type Payload,
+} from "@pm/domain";
+import pg from "pg";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { catalogContract } from "../testing/catalog.contract.ts";
+import { migratePostgres, PostgresCatalog, type PostgresCatalogOptions } from "./postgres-catalog.ts";
+
+// Runs against the real server (infra/dev/services.sh). Every catalog lives in its own schema,
+// pm_test_<random>, dropped afterwards, so runs and files never see each other's rows.
+const URL = process.env.PM_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+
+let admin: pg.Pool;
+const schemas: string[] = [];
+const newSchema = () => {
+  const s = `pm_test_${randomBytes(6).toString("hex")}`;
+  schemas.push(s);
+  return s;
+};
+const dropSchemas = async () => {
+  for (const s of schemas.splice(0)) await admin.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
+};
+const open = (over: Partial<PostgresCatalogOptions> = {}) =>
+  PostgresCatalog.open({ url: URL, schema: newSchema(), ...over });
+
+beforeAll(() => {
+  admin = new pg.Pool({ connectionString: URL, max: 2 });
+});
+afterAll(async () => {
+  await dropSchemas();
+  await admin.end();
+});
+
+catalogContract("postgres", async () => {
+  const catalog = await open();
+  return {
+    catalog,
+    cleanup: async () => {
+      await catalog.close();
+      await dropSchemas();
+    },
+  };
+});
+
+const pid = (n: number) => asPayloadId(`00000000-0000-4000-8000-${n.toString(16).padStart(12, "0")}`);
+const payload = (n: number): Payload => ({
+  id: pid(n),
+  namespace: "ns",
+  sizeBytes: 10,
+  state: "ACTIVE",
+  version: 1,
+  placement: {
+    tier: "RAM",
+    agentId: "a",
+    host: "h",
+    lengthBytes: 10,
+    location: { kind: "ram", shmName: "/x" },
+  },
+  pendingPlacement: undefined,
+  createdAt: 1,
+  updatedAt: 1,
+  expiresAt: undefined,
+  lastAccessAt: 1,
+  noEvict: false,
+  evictionPolicy: DEFAULT_EVICTION_POLICY,
+  checksum: undefined,
+});
+
+async function rejection(p: Promise<unknown>): Promise<DomainError> {
+  return (await p.then(
+    () => {
+      throw new Error("expected a rejection");
+    },
+    (e: unknown) => e,
+  )) as DomainError;
+}
+
+function expectUnavailable(err: DomainError, message: RegExp): void {
+  expect(err).toMatchObject({ name: "DomainError", code: "UNAVAILABLE", retryable: true });
+  expect(err.message).toMatch(message);
+  expect(err.message).not.toMatch(/password/);
+}
+
+/** Resolves when `n` parties have arrived; every party waits for all. */
+function barrier(n: number): () => Promise<void> {
+  let arrived = 0;
+  let release!: () => void;
+  const all = new Promise<void>((r) => {
+    release = r;
+  });
+  return () => {
+    if (++arrived === n) release();
+    return all;
+  };
+}
+
+describe("PostgresCatalog", () => {
+  const opened: PostgresCatalog[] = [];
+  const track = async (p: Promise<PostgresCatalog>) => {
+    const c = await p;
+    opened.push(c);
+    return c;
+  };
+  afterEach(async () => {
+    for (const c of opened.splice(0)) await c.close();
+    await dropSchemas();
+  });
+
+  it("lets concurrent migrations of one database all succeed, applying each step once", async () => {
+    const schema = newSchema();
+    const results = await Promise.all(Array.from({ length: 4 }, () => migratePostgres(URL, { schema })));
+    expect(results.map((r) => r.current)).toEqual([1, 1, 1, 1]);
+    expect(results.flatMap((r) => r.applied)).toEqual([1]);
+    const { rows } = await admin.query(`SELECT version, name FROM ${schema}.schema_migrations`);
+    expect(rows).toEqual([{ version: 1, name: "initial" }]);
+    const tables = await admin.query(
+      "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name",
+      [schema],
+    );
+    expect(tables.rows.map((r) => r.table_name)).toEqual([
+      "agents",
+      "leases",
+      "lineage_edges",
+      "metadata_events",
+      "payload_metadata",
+      "payloads",
+      "pins",
+      "retired_regions",
+      "schema_migrations",
+      "stream_commits",
+      "stream_entries",
+      "streams",
+    ]);
+  });
+
+  it("opens many replicas at once on a fresh schema", async () => {
+    const schema = newSchema();
+    const catalogs = await Promise.all(
+      Array.from({ length: 5 }, () => track(PostgresCatalog.open({ url: URL, schema, poolSize: 2 }))),
+    );
+    await catalogs[0]!.transaction((t) => t.insertPayload(payload(1)));
+    for (const c of catalogs) expect(await c.transaction((t) => t.getPayload(pid(1)))).toBeDefined();
+  });
+
+  it("reports UNAVAILABLE quickly when Postgres is unreachable", async () => {
+    const down = "postgres://postgres:s3cret@127.0.0.1:1/test";
+    const started = Date.now();
+    const err = await rejection(PostgresCatalog.open({ url: down }));
+    expectUnavailable(err, /cannot reach the Postgres catalog at postgres:\/\/postgres@127\.0\.0\.1:1\/test/);
+    expect(err.message).not.toMatch(/s3cret/);
+    const lazy = await track(PostgresCatalog.open({ url: down, migrate: false }));
+    expectUnavailable(await rejection(lazy.ping()), /check that Postgres is running/);
+    expectUnavailable(await rejection(lazy.transaction((t) => t.getPayload(pid(1)))), /ECONNREFUSED/);
+    expectUnavailable(await rejection(migratePostgres(down)), /cannot reach/);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it("gives up waiting for a pooled connection after connectTimeoutMs", async () => {
+    const catalog = await track(open({ poolSize: 1, connectTimeoutMs: 300 }));
+    let release!: () => void;
+    const holding = catalog.transaction(() => new Promise<void>((r) => (release = r)));
+    const started = Date.now();
+    const err = await rejection(catalog.transaction((t) => t.getPayload(pid(1))));
+    expectUnavailable(err, /no connection .* became available within 300 ms/);
+    expect(Date.now() - started).toBeLessThan(3_000);
+    release();
+    await holding;
+    await catalog.transaction((t) => t.getPayload(pid(1)));
+  });
+
+  it("runs a transaction again when Postgres aborts it as a deadlock victim", async () => {
+    const catalog = await track(open());
+    await catalog.transaction(async (t) => {
+      await t.insertPayload(payload(1));
+      await t.insertPayload(payload(2));
+    });
+    const bothLockedFirst = barrier(2);
+    const runs = [0, 0];
+    const crosswise = (i: number, first: number, second: number) =>
+      catalog.transaction(async (t) => {
+        runs[i]!++;
+        const a = await t.lockPayload(pid(first));
+        await bothLockedFirst();
+        const b = await t.lockPayload(pid(second));
+        await t.updatePayload({ ...a!, version: a!.version + 1 });
+        await t.updatePayload({ ...b!, version: b!.version + 1 });
+      });
+    await Promise.all([crosswise(0, 1, 2), crosswise(1, 2, 1)]);
+    // Postgres aborts one of the two; it ran again after the other committed.
+    expect(runs[0]! + runs[1]!).toBeGreaterThanOrEqual(3);
+    const versions = await catalog.transaction(async (t) => [
+      (await t.getPayload(pid(1)))!.version,
+      (await t.getPayload(pid(2)))!.version,
+    ]);
+    expect(versions).toEqual([3, 3]);
+  });
+
+  it("reports UNAVAILABLE when a statement runs past statement_timeout", async () => {
+    const schema = newSchema();
+    const holder = await track(PostgresCatalog.open({ url: URL, schema }));
+    const impatient = await track(PostgresCatalog.open({ url: URL, schema, statementTimeoutMs: 200 }));
+    await holder.transaction((t) => t.insertPayload(payload(1)));
+    let release!: () => void;
+    const locked = barrier(2);
+    const holding = holder.transaction(async (t) => {
+      await t.lockPayload(pid(1));
+      await locked();
+      await new Promise<void>((r) => (release = r));
+    });
+    await locked();
+    const err = await rejection(impatient.transaction((t) => t.lockPayload(pid(1))));
+    expectUnavailable(err, /statement_timeout \(200 ms\)/);
+    release();
+    await holding;
+    expect(await impatient.transaction((t) => t.lockPayload(pid(1)))).toBeDefined();
+  });
+
+  it("reports UNAVAILABLE when its connection is terminated, then carries on with a new one", async () => {
+    const applicationName = `pm-test-${randomBytes(4).toString("hex")}`;
+    const poolErrors: Error[] = [];
+    const catalog = await track(open({ applicationName, onPoolError: (e) => poolErrors.push(e) }));
+    const kill = () =>
+      admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", [
+        applicationName,
+      ]);
+    const err = await rejection(
+      catalog.transaction(async (t) => {
+        await t.getPayload(pid(1));
+        await kill();
+        await t.getPayload(pid(1));
+      }),
+    );
+    expectUnavailable(err, /lost|terminat/i);
+    await catalog.transaction((t) => t.insertPayload(payload(1)));
+
+    // An idle pooled connection that dies is reported to onPoolError, not thrown at anyone.
+    await kill();
+    const deadline = Date.now() + 5_000;
+    while (poolErrors.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(poolErrors.length).toBeGreaterThan(0);
+    expect(await catalog.transaction((t) => t.getPayload(pid(1)))).toBeDefined();
+  });
+
+  it("refuses a CatalogTx used after its transaction ended", async () => {
+    const catalog = await track(open());
+    let leaked: CatalogTx | undefined;
+    await catalog.transaction(async (t) => {
+      leaked = t;
+    });
+    await expect(leaked!.insertPayload(payload(1))).rejects.toThrow(/after its transaction ended/);
+    expect(await catalog.transaction((t) => t.getPayload(pid(1)))).toBeUndefined();
+  });
+
+  it("works without named prepared statements (behind a transaction-pooling proxy)", async () => {
+    const catalog = await track(open({ preparedStatements: false }));
+    await catalog.transaction((t) => t.insertPayload(payload(1)));
+    expect(await catalog.transaction((t) => t.getPayload(pid(1)))).toStrictEqual(payload(1));
+  });
+
+  it("is UNAVAILABLE after close, and close is idempotent", async () => {
+    const catalog = await open();
+    await catalog.close();
+    await catalog.close();
+    expectUnavailable(await rejection(catalog.transaction((t) => t.getPayload(pid(1)))), /closed/);
+  });
+
+  it("rejects a schema name it would have to quote", async () => {
+    const err = await rejection(PostgresCatalog.open({ url: URL, schema: "Robert'); DROP" }));
+    expect(err).toMatchObject({ code: "INVALID_ARGUMENT" });
+  });
+});

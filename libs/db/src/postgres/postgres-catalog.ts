@@ -1,0 +1,350 @@
+import { createHash } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { type Catalog, type CatalogTx, DomainError, invalidArgument } from "@pm/domain";
+import pg from "pg";
+import { defaultMigrationsDir, loadMigrations, type MigrationResult } from "../migrations.ts";
+import { num, POSTGRES_BIND, type Row } from "../sql/rows.ts";
+import { SqlCatalogTx, type SqlDialect, type SqlExecutor } from "../sql/sql-catalog-tx.ts";
+import {
+  describeUrl,
+  isSerializationConflict,
+  type PgErrorContext,
+  pgUnavailable,
+} from "./postgres-errors.ts";
+
+export interface PostgresCatalogOptions {
+  /** `postgres://user:password@host:port/database`. */
+  readonly url: string;
+  /**
+   * Schema that holds the tables; created by the migrations and set as every connection's
+   * search_path. Lowercase letters, digits and `_`. Default: the server's search_path (public).
+   */
+  readonly schema?: string;
+  /** Connections per process (default 10). */
+  readonly poolSize?: number;
+  /** Server-side limit per statement, in ms (default 30 000; 0 = none). */
+  readonly statementTimeoutMs?: number;
+  /** Longest wait for a connection, new or pooled, before UNAVAILABLE (default 5000 ms). */
+  readonly connectTimeoutMs?: number;
+  /** Idle connections are closed after this long (default 30 000 ms). */
+  readonly idleTimeoutMs?: number;
+  /** Apply pending migrations at open (default true); off where `payload-manager migrate` runs them. */
+  readonly migrate?: boolean;
+  /** Where the NNNN_name.sql files are; default: the ones shipped in libs/db/migrations/postgres. */
+  readonly migrationsDir?: string;
+  /**
+   * Named (server-side prepared) statements for the catalog's fixed queries (default true). Turn
+   * off behind a PgBouncer in transaction pooling mode, which cannot keep them per client.
+   */
+  readonly preparedStatements?: boolean;
+  /** How often a transaction aborted by a serialization failure or deadlock is run again (default 5). */
+  readonly maxRetries?: number;
+  /** application_name of the connections, as pg_stat_activity shows it (default "payload-manager"). */
+  readonly applicationName?: string;
+  /**
+   * Faults of idle pooled connections (the server restarted, the network dropped them). The pool
+   * replaces them on next use; without a listener such an error would crash the process.
+   */
+  readonly onPoolError?: (err: Error) => void;
+}
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+const MIGRATION_LOCK = "payload-manager/migrate";
+
+const DIALECT: SqlDialect = {
+  bind: POSTGRES_BIND,
+  forUpdate: " FOR UPDATE",
+  skipLocked: " FOR UPDATE SKIP LOCKED",
+  inList: (column) => `${column} = ANY(?::text[])`,
+  listParam: (values) => [...values],
+};
+
+// int8 (counts, sizes, times, seq) as number, not string; every value the catalog stores is far
+// below 2^53, and num() refuses one that is not. Set per pool, not on pg's process-wide parsers.
+const INT8_OID = 20;
+const TYPES = {
+  getTypeParser: ((oid: number, format?: string) =>
+    oid === INT8_OID && format !== "binary"
+      ? (v: string) => num(v)
+      : pg.types.getTypeParser(oid, format as "text")) as typeof pg.types.getTypeParser,
+};
+
+interface CompiledSql {
+  readonly text: string;
+  readonly name: string;
+}
+
+// `?` placeholders (the shared SQL's) to `$n`, and a statement name derived from the text, so a
+// name always means the same text on every connection.
+const compiled = new Map<string, CompiledSql>();
+function compile(sql: string): CompiledSql {
+  let c = compiled.get(sql);
+  if (!c) {
+    let n = 0;
+    const text = sql.replace(/\?/g, () => `$${++n}`);
+    c = { text, name: `pm_${createHash("sha1").update(text).digest("hex").slice(0, 24)}` };
+    compiled.set(sql, c);
+  }
+  return c;
+}
+
+function checkSchema(schema: string | undefined): void {
+  if (schema !== undefined && !SCHEMA_NAME.test(schema)) {
+    throw invalidArgument(
+      `Postgres schema "${schema}" is not allowed: use 1-63 lowercase letters, digits or '_', starting with a letter or '_'`,
+      { field: "schema" },
+    );
+  }
+}
+
+function poolConfig(o: PostgresCatalogOptions, max: number): pg.PoolConfig {
+  const config: pg.PoolConfig = {
+    connectionString: o.url,
+    max,
+    connectionTimeoutMillis: o.connectTimeoutMs ?? 5_000,
+    idleTimeoutMillis: o.idleTimeoutMs ?? 30_000,
+    statement_timeout: o.statementTimeoutMs ?? 30_000,
+    application_name: o.applicationName ?? "payload-manager",
+    keepAlive: true,
+    types: TYPES,
+  };
+  if (o.schema !== undefined) config.options = `-c search_path=${o.schema}`;
+  return config;
+}
+
+function errorContext(o: PostgresCatalogOptions): PgErrorContext {
+  return {
+    where: describeUrl(o.url),
+    statementTimeoutMs: o.statementTimeoutMs ?? 30_000,
+    connectTimeoutMs: o.connectTimeoutMs ?? 5_000,
+  };
+}
+
+/**
+ * The catalog in Postgres (production): a connection pool shared by the replicas of a process,
+ * row locks with SELECT … FOR UPDATE, transactions re-run on serialization failures and deadlocks,
+ * and connection faults reported as DomainError UNAVAILABLE (never a hang: connecting and
+ * waiting for a pooled connection are bounded by `connectTimeoutMs`).
+ */
+export class PostgresCatalog implements Catalog {
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly ctx: PgErrorContext,
+    private readonly named: boolean,
+    private readonly maxRetries: number,
+  ) {}
+
+  /** Connects and, unless `migrate: false`, applies pending migrations (safe with many replicas at once). */
+  static async open(options: PostgresCatalogOptions | string): Promise<PostgresCatalog> {
+    const o: PostgresCatalogOptions = typeof options === "string" ? { url: options } : options;
+    checkSchema(o.schema);
+    const poolSize = o.poolSize ?? 10;
+    if (!Number.isInteger(poolSize) || poolSize < 1) {
+      throw invalidArgument(`Postgres pool size must be a positive integer, got ${poolSize}`, {
+        field: "poolSize",
+      });
+    }
+    const ctx = errorContext(o);
+    const pool = new pg.Pool(poolConfig(o, poolSize));
+    const onPoolError = o.onPoolError;
+    pool.on("error", (err) => onPoolError?.(err));
+    if (o.migrate !== false) {
+      try {
+        await runMigrations(pool, o, ctx);
+      } catch (e) {
+        await pool.end().catch(() => undefined);
+        throw e;
+      }
+    }
+    return new PostgresCatalog(pool, ctx, o.preparedStatements !== false, o.maxRetries ?? 5);
+  }
+
+  async transaction<T>(fn: (tx: CatalogTx) => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const client = await this.connect();
+      // A checked-out connection that fails between queries emits 'error'; with no listener
+      // that would crash the process. Remember it so the connection is discarded, not reused.
+      let fault: Error | undefined;
+      const onError = (err: Error) => {
+        fault = err;
+      };
+      client.on("error", onError);
+      const exec = new PgExecutor(client, this.named, this.ctx);
+      let discard = false;
+      try {
+        await client.query("BEGIN");
+        const result = await fn(new SqlCatalogTx(exec, DIALECT));
+        exec.end();
+        await client.query("COMMIT");
+        return result;
+      } catch (e) {
+        exec.end();
+        try {
+          await client.query("ROLLBACK");
+        } catch {
+          discard = true;
+        }
+        const cause = e instanceof DomainError && e.cause !== undefined ? e.cause : e;
+        if (isSerializationConflict(cause) && attempt < this.maxRetries) {
+          await sleep(Math.round((2 ** attempt * 5 + Math.random() * 10) * (attempt + 1)));
+          continue;
+        }
+        throw pgUnavailable(cause, this.ctx) ?? e;
+      } finally {
+        client.off("error", onError);
+        client.release(discard || fault !== undefined ? (fault ?? true) : undefined);
+      }
+    }
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.pool.query("SELECT 1");
+    } catch (e) {
+      throw pgUnavailable(e, this.ctx) ?? e;
+    }
+  }
+
+  /** Waits for checked-out connections to come back, then closes the pool. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= this.pool.end();
+    return this.closing;
+  }
+
+  private async connect(): Promise<pg.PoolClient> {
+    if (this.closing) {
+      throw new DomainError(
+        "UNAVAILABLE",
+        `the Postgres catalog at ${this.ctx.where} is closed because this process is shutting down; retry against a running instance`,
+      );
+    }
+    try {
+      return await this.pool.connect();
+    } catch (e) {
+      throw pgUnavailable(e, this.ctx) ?? e;
+    }
+  }
+}
+
+/** Statements of one transaction on one checked-out connection; refuses to run after it ended. */
+class PgExecutor implements SqlExecutor {
+  private open = true;
+
+  constructor(
+    private readonly client: pg.PoolClient,
+    private readonly named: boolean,
+    private readonly ctx: PgErrorContext,
+  ) {}
+
+  end(): void {
+    this.open = false;
+  }
+
+  async all(sql: string, params: readonly unknown[]): Promise<Row[]> {
+    return (await this.query(sql, params)).rows;
+  }
+
+  async run(sql: string, params: readonly unknown[]): Promise<number> {
+    return (await this.query(sql, params)).rowCount ?? 0;
+  }
+
+  private async query(sql: string, params: readonly unknown[]): Promise<pg.QueryResult<Row>> {
+    if (!this.open) {
+      // The connection may already serve another transaction: never send anything on it.
+      throw new Error(
+        "a CatalogTx was used after its transaction ended; await every call inside the callback",
+      );
+    }
+    const c = compile(sql);
+    try {
+      return await this.client.query<Row>(
+        this.named
+          ? { name: c.name, text: c.text, values: [...params] }
+          : { text: c.text, values: [...params] },
+      );
+    } catch (e) {
+      throw pgUnavailable(e, this.ctx) ?? e;
+    }
+  }
+}
+
+async function runMigrations(
+  pool: pg.Pool,
+  o: PostgresCatalogOptions,
+  ctx: PgErrorContext,
+): Promise<MigrationResult> {
+  const migrations = loadMigrations(o.migrationsDir ?? defaultMigrationsDir("postgres"));
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (e) {
+    throw pgUnavailable(e, ctx) ?? e;
+  }
+  let discard = false;
+  try {
+    await client.query("BEGIN");
+    // DDL is transactional in Postgres: the whole run lands or none of it. The advisory lock makes
+    // replicas that start together wait for the first one instead of failing on its half-made
+    // tables; they then find nothing left to apply. A long migration must not trip the
+    // statement_timeout meant for catalog queries.
+    await client.query("SET LOCAL statement_timeout = 0");
+    await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [
+      `${MIGRATION_LOCK}/${o.schema ?? ""}`,
+    ]);
+    if (o.schema !== undefined) {
+      const ident = pg.escapeIdentifier(o.schema);
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${ident}`);
+      await client.query(`SET LOCAL search_path TO ${ident}`);
+    }
+    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version    integer     NOT NULL PRIMARY KEY,
+      name       text        NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    )`);
+    const done = new Set(
+      (await client.query<{ version: number }>("SELECT version FROM schema_migrations")).rows.map((r) =>
+        Number(r.version),
+      ),
+    );
+    const applied: number[] = [];
+    for (const m of migrations) {
+      if (done.has(m.version)) continue;
+      await client.query(m.sql);
+      await client.query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", [
+        m.version,
+        m.name,
+      ]);
+      applied.push(m.version);
+    }
+    await client.query("COMMIT");
+    return { applied, current: Math.max(0, ...done, ...applied) };
+  } catch (e) {
+    await client.query("ROLLBACK").catch(() => {
+      discard = true;
+    });
+    throw pgUnavailable(e, ctx) ?? e;
+  } finally {
+    client.release(discard || undefined);
+  }
+}
+
+/**
+ * Applies pending migrations to the Postgres database at `url` and disconnects; what
+ * `payload-manager migrate` runs. Safe to run while replicas start: all serialise on one advisory lock.
+ */
+export async function migratePostgres(
+  url: string,
+  options: Omit<PostgresCatalogOptions, "url" | "migrate"> = {},
+): Promise<MigrationResult> {
+  const o: PostgresCatalogOptions = { ...options, url };
+  checkSchema(o.schema);
+  const pool = new pg.Pool(poolConfig(o, 1));
+  pool.on("error", (err) => o.onPoolError?.(err));
+  try {
+    return await runMigrations(pool, o, errorContext(o));
+  } finally {
+    await pool.end().catch(() => undefined);
+  }
+}

@@ -1,0 +1,1 @@
+export { type CatalogFixture, catalogContract } from "./catalog.contract.ts";
