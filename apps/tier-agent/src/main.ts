@@ -12,6 +12,7 @@ import { type Logger, Registration } from "./registration.ts";
 import { tierAgentService } from "./service.ts";
 import { TierAgent } from "./tier-agent.ts";
 import { diskTier } from "./tiers/disk.ts";
+import { gpuCopier, gpuTiers } from "./tiers/gpu.ts";
 import { ramTier } from "./tiers/ram.ts";
 import type { TierBackend } from "./tiers/tier-backend.ts";
 
@@ -48,7 +49,14 @@ export async function startAgent(
   const backends: TierBackend[] = [];
   if (config.tiers.ram.enabled) backends.push(ramTier(config.tiers.ram, createFile));
   if (config.tiers.disk.enabled) backends.push(diskTier(config.tiers.disk, createFile));
-  const agent = new TierAgent(backends);
+  const copiers = [];
+  if (native.ok) {
+    const gpu = gpuTiers(native.api, config.tiers.gpu);
+    backends.push(...gpu.tiers);
+    if (gpu.reason) log.info({ reason: gpu.reason }, "GPU tier off");
+    copiers.push(gpuCopier(native.api));
+  }
+  const agent = new TierAgent(backends, copiers);
 
   const handler = connectNodeAdapter({ routes: (r) => r.service(TierAgentService, tierAgentService(agent)) });
   const server = http.createServer(handler);

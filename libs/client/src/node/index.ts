@@ -10,4 +10,5 @@ export {
   type ReadHandle,
   read,
 } from "./data-plane.ts";
+export { type GpuRegion, openGpu, putGpu, readGpuToHost } from "./gpu.ts";
 export { mapDescriptor } from "./regions.ts";
