@@ -31,8 +31,9 @@ export function nativeApiContract(label: string, makeApi: () => NativeApi): void
     const dir = mkdtempSync(join(tmpdir(), "pm-native-contract-"));
     const names: string[] = [];
     let counter = 0;
+    const base = `/pm-contract-${process.pid}-${Date.now().toString(36)}`;
     const shmName = () => {
-      const name = `/pm-contract-${process.pid}-${Date.now().toString(36)}-${counter++}`;
+      const name = `${base}-${counter++}`;
       names.push(name);
       return name;
     };
@@ -127,7 +128,7 @@ export function nativeApiContract(label: string, makeApi: () => NativeApi): void
       const b = shmName();
       await api.createShm(a, 10);
       await api.createShm(b, 20);
-      const prefix = a.slice(0, a.lastIndexOf("-") + 1);
+      const prefix = `${base}-`;
       const listed = api.listShm(prefix).map((s) => [s.name, s.size]);
       expect(listed).toEqual(
         expect.arrayContaining([
@@ -188,6 +189,13 @@ export function nativeApiContract(label: string, makeApi: () => NativeApi): void
       const m = api.mapFile(path, { offset: 6, length: 6 });
       expect(m.bytes.toString()).toBe("mapped");
       m.release();
+    });
+
+    it("describes filesystems, so the agent can tell RAM-backed and huge-page mounts", () => {
+      const shm = api.statFs("/dev/shm");
+      expect(shm).toMatchObject({ type: "tmpfs", pageSize: 4096 });
+      expect(shm.totalBytes).toBeGreaterThan(0);
+      expect(thrownCode(() => api.statFs(join(dir, "missing")))).toBe("ENOENT");
     });
 
     it("computes xxh64 and crc32c for the published test vectors", async () => {

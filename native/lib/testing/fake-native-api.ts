@@ -11,7 +11,16 @@
  *
  * Same validation, error codes and checksum strings as the addon.
  */
-import { closeSync, constants, fsyncSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  statfsSync,
+  writeFileSync,
+} from "node:fs";
 import { chmod, copyFile as fsCopyFile, open, stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import type {
@@ -19,6 +28,7 @@ import type {
   CopyTiming,
   CudaApi,
   CudaAvailability,
+  FsType,
   MapOptions,
   NativeApi,
   NativeError,
@@ -41,6 +51,16 @@ function checkSize(value: unknown, what: string): number {
   if (value === 0) fail("EINVAL", `${what} must be greater than 0`);
   return value;
 }
+
+const FS_TYPES: Record<number, FsType> = {
+  16914836: "tmpfs",
+  2508478710: "hugetlbfs",
+  61267: "ext4",
+  1481003842: "xfs",
+  2435016766: "btrfs",
+  2035054128: "overlayfs",
+  26985: "nfs",
+};
 
 const SHM_NAME = /^\/[A-Za-z0-9._:@+=-]{1,255}$/;
 
@@ -401,12 +421,13 @@ export function createFakeNativeApi(options: FakeNativeOptions = {}): NativeApi 
       const file = resolve(path);
       checkSize(size, "size");
       const mode = opts.mode ?? 0o600;
+      const existed = opts.exclusive === false && existsSync(file);
       const handle = await open(file, opts.exclusive === false ? "a+" : "wx+", mode).catch((e) =>
         fsError(e, file),
       );
       try {
         await handle.truncate(size);
-        await handle.chmod(mode);
+        if (!existed) await handle.chmod(mode);
       } finally {
         await handle.close();
       }
@@ -436,18 +457,20 @@ export function createFakeNativeApi(options: FakeNativeOptions = {}): NativeApi 
     },
     statFs(path) {
       const file = resolve(path);
+      let fs: ReturnType<typeof statfsSync>;
       try {
-        statSync(file);
+        fs = statfsSync(file);
       } catch (e) {
         fsError(e, file);
       }
+      const type = FS_TYPES[fs.type] ?? "other";
       return {
-        type: "other",
-        pageSize: 4096,
-        blockSize: 4096,
-        totalBytes: 0,
-        freeBytes: 0,
-        availableBytes: 0,
+        type,
+        pageSize: type === "hugetlbfs" ? fs.bsize : 4096,
+        blockSize: fs.bsize,
+        totalBytes: fs.blocks * fs.bsize,
+        freeBytes: fs.bfree * fs.bsize,
+        availableBytes: fs.bavail * fs.bsize,
       };
     },
     async fsync(path) {
