@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every GPU check and benchmark of @pm/native on the GPU machine, in about
-# a minute (hard limit 4). Needs the carried .devbin/ from tests/gpu/prepare.sh.
+# Runs every GPU check and benchmark on the GPU machine within 4 minutes:
+# .devbin/gpu-checks.mjs (the addon: IPC across processes, copy bandwidth) and,
+# when bundled, .devbin/agent-gpu-check.mjs (the tier agent's GPU tier).
+# Needs the carried .devbin/ from tests/gpu/prepare.sh.
 #
 # PM_GPU_REQUIRED (default: 1 when nvidia-smi or /dev/nvidiactl exists) makes a
 # CUDA that does not load a failure; without a GPU the checks are reported as
@@ -8,7 +10,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 
-echo "== @pm/native GPU checks: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname)"
+echo "== GPU checks: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname)"
 if [ ! -f .devbin/node.gz ] || [ ! -f .devbin/gpu-checks.mjs ] || [ ! -f .devbin/pm_native.node ]; then
   echo "FAIL .devbin is incomplete: run tests/gpu/prepare.sh on the build machine and carry .devbin"
   echo "0 passed, 1 failed"
@@ -40,13 +42,34 @@ else
   echo "nvidia-smi: not found"
 fi
 echo "/dev/shm: $(df -h /dev/shm 2> /dev/null | tail -1)"
-echo
 
 export PM_NATIVE_ADDON="$PWD/.devbin/pm_native.node"
-timeout 230 "$node_bin" .devbin/gpu-checks.mjs
-rc=$?
-if [ "$rc" -eq 124 ]; then
-  echo "FAIL gpu-checks timed out after 230 s"
-  echo "0 passed, 1 failed"
+
+# run_check NAME SECONDS: runs .devbin/NAME.mjs under a time limit, prints its rc.
+run_check() {
+  echo
+  echo "== $1"
+  timeout "$2" "$node_bin" ".devbin/$1.mjs"
+  local rc=$?
+  if [ "$rc" -eq 124 ]; then
+    echo "FAIL $1 timed out after $2 s"
+    echo "0 passed, 1 failed"
+  fi
+  echo "== $1: exit $rc"
+  return "$rc"
+}
+
+run_check gpu-checks 120
+addon_rc=$?
+agent_rc=0
+if [ -f .devbin/agent-gpu-check.mjs ]; then
+  run_check agent-gpu-check 100
+  agent_rc=$?
 fi
-exit "$rc"
+
+echo
+echo "== summary: gpu-checks exit $addon_rc, agent-gpu-check exit $agent_rc"
+if [ "$addon_rc" -ne 0 ] || [ "$agent_rc" -ne 0 ]; then
+  exit 1
+fi
+exit 0
