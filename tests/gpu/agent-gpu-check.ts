@@ -191,9 +191,9 @@ if (!gpuOk) report("agent GPU tier", required ? "FAIL" : "SKIP", `no CUDA device
     for (const big of gpuOk ? [64 << 20, 1 << 30] : []) {
       const name = `spill GPU→RAM and promote RAM→GPU through the agent (${big >> 20} MiB)`;
       try {
-        const bytes = pattern(big, 13);
-        const want = sha(bytes);
-        const put = await putGpu(client, bytes);
+        // Written by a child too: this process allocated the GPU memory (it hosts the agent).
+        const put = (await child(["producer", url, String(big)])) as { id: string; sha256: string };
+        const want = put.sha256;
         const t0 = performance.now();
         const sp = await client.catalog.spill({
           ids: [idBytes(put.id)],
@@ -209,9 +209,10 @@ if (!gpuOk) report("agent GPU tier", required ? "FAIL" : "SKIP", `no CUDA device
         const t1 = performance.now();
         const pr = await client.catalog.promote({ id: idBytes(put.id), targetTier: Tier.GPU, policy: 2 });
         const promoteMs = performance.now() - t1;
-        const back = await readGpuToHost(client, put.id);
-        const gpuSha = sha(back.bytes);
-        back.release();
+        // The agent allocated the GPU memory in this process; only another process may open its
+        // IPC handle, so the promoted bytes are read back by a child.
+        const back = await child(["consumer", url, put.id]);
+        const gpuSha = String(back.sha256);
         const ok = ramSha === want && gpuSha === want && pr.payloadDescriptor?.tier === Tier.GPU;
         const gbps = (ms: number) => (big / 1e9 / (ms / 1000)).toFixed(1);
         report(
