@@ -233,7 +233,8 @@ export async function addLineage(
     for (const e of parents) {
       if (e.parent === child)
         throw invalidArgument(`payload ${child} cannot be its own parent`, { field: "parents" });
-      await requirePayload(tx, ctx, e.parent, false);
+      // Locked, so a parent deleted concurrently cannot leave an edge to a missing row.
+      await requirePayload(tx, ctx, e.parent, true);
     }
     await tx.addLineage(parents.map((e) => ({ ...e, child })));
   });
