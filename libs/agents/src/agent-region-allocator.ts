@@ -13,7 +13,7 @@ import {
   type StorageTier,
   uuidToBytes,
 } from "@pm/domain";
-import { TierAgentService } from "@pm/rpc";
+import { type Region, TierAgentService } from "@pm/rpc";
 import { placementFromRegion, TIER_TO_PB } from "./region-mapping.ts";
 
 export type AgentClient = Client<typeof TierAgentService>;
@@ -79,12 +79,13 @@ export class AgentRegionAllocator implements RegionAllocator {
       now: this.opts.clock.now(),
       agentTtlMs: this.opts.agentTtlMs,
     });
-    if (!decision.ok) {
-      throw new DomainError(decision.reason === "NO_AGENT" ? "NO_AGENT" : "TIER_FULL", decision.message);
-    }
+    if (!decision.ok && decision.reason === "NO_AGENT") throw new DomainError("NO_AGENT", decision.message);
+    // Usage comes from heartbeats and lags behind frees; when no agent *reports* room, the live
+    // agents with the tier are still asked (most free first): the agent enforces capacity itself.
+    const candidates = decision.ok ? decision.agents : this.liveWithTier(all, req.tier);
     const failures: string[] = [];
     let full = 0;
-    for (const agent of decision.agents) {
+    for (const agent of candidates) {
       try {
         const region = await this.clientFor(agent.endpoint).createRegion(
           {
@@ -103,7 +104,7 @@ export class AgentRegionAllocator implements RegionAllocator {
         failures.push(`${agent.agentId}: ${err.rawMessage}`);
       }
     }
-    if (full === decision.agents.length) {
+    if (full === candidates.length) {
       throw new DomainError(
         "TIER_FULL",
         `every agent with the ${req.tier} tier is full (${failures.join("; ")}); spill or delete payloads`,
@@ -126,6 +127,17 @@ export class AgentRegionAllocator implements RegionAllocator {
     return agent;
   }
 
+  private liveWithTier(all: readonly AgentRecord[], tier: StorageTier): AgentRecord[] {
+    const now = this.opts.clock.now();
+    const free = (a: AgentRecord) => {
+      const t = a.tiers.find((u) => u.tier === tier);
+      return t ? t.capacityBytes - t.usedBytes : -1;
+    };
+    return all
+      .filter((a) => now - a.lastHeartbeatAt <= this.opts.agentTtlMs && free(a) >= 0)
+      .sort((x, y) => free(y) - free(x));
+  }
+
   async free(payloadId: PayloadId, placement: Placement): Promise<void> {
     if (placement.location.kind === "object" && placement.agentId === "") return;
     const agent = await this.ownerOf(placement);
@@ -139,26 +151,108 @@ export class AgentRegionAllocator implements RegionAllocator {
     }
   }
 
+  /**
+   * Copies a region with the agent that owns it. A source in the object store is downloaded by a
+   * live agent with the target tier (copyFromObject); a copy to the object store needs the target
+   * object chosen by the object tier (copyToObject, through TieredRegionAllocator).
+   */
   async copy(req: CopyRegionRequest): Promise<Placement> {
+    if (req.from.location.kind === "object") return this.copyFromObject(req, req.from.host || undefined);
+    if (req.toTier === "OBJECT") {
+      throw new DomainError(
+        "TIER_UNAVAILABLE",
+        `the object tier is not configured on this control plane, so payload ${req.payloadId} cannot be spilled to OBJECT; set the objectStore section (PM_S3_*) or choose another tier`,
+      );
+    }
     const agent = await this.ownerOf(req.from);
-    if (req.toTier !== "OBJECT" && !agent.tiers.some((t) => t.tier === req.toTier)) {
+    if (!agent.tiers.some((t) => t.tier === req.toTier)) {
       throw new DomainError(
         "TIER_UNAVAILABLE",
         `agent ${agent.agentId} holding payload ${req.payloadId} has no ${req.toTier} tier; bytes only move host-locally or to the object store`,
       );
     }
+    const region = await this.copyOn(agent, req, req.from.tier, undefined);
+    return placementFromRegion(region, agent.agentId, agent.host);
+  }
+
+  /**
+   * Has the agent holding `req.from` upload the bytes to `target` in the object store. The object
+   * placement belongs to no agent; its host records where it came from (a locality hint for
+   * promoting it again).
+   */
+  async copyToObject(req: CopyRegionRequest, target: { bucket: string; key: string }): Promise<Placement> {
+    const agent = await this.ownerOf(req.from);
+    const region = await this.copyOn(agent, { ...req, toTier: "OBJECT" }, req.from.tier, target);
+    const placement = placementFromRegion(region, "", agent.host);
+    if (placement.location.kind !== "object")
+      throw new Error(`agent ${agent.agentId} answered a copy to OBJECT with a ${placement.tier} region`);
+    return placement;
+  }
+
+  /**
+   * Downloads the object `req.from` into a new region on `req.toTier`, on a live agent with room on
+   * that tier (one on `preferredHost` first), trying the next candidate when one is unreachable,
+   * full or cannot reach the object store.
+   */
+  async copyFromObject(req: CopyRegionRequest, preferredHost: string | undefined): Promise<Placement> {
+    const l = req.from.location;
+    if (l.kind !== "object") throw new Error(`payload ${req.payloadId} is not in the object store`);
+    if (req.toTier === "OBJECT") {
+      throw new DomainError("INVALID_ARGUMENT", `payload ${req.payloadId} is already in the object store`);
+    }
+    const decision = chooseAgents(await this.agents(), {
+      tier: req.toTier,
+      sizeBytes: req.sizeBytes,
+      preferredHost,
+      now: this.opts.clock.now(),
+      agentTtlMs: this.opts.agentTtlMs,
+    });
+    if (!decision.ok) {
+      throw new DomainError(
+        decision.reason === "NO_AGENT" ? "NO_AGENT" : "TIER_FULL",
+        `cannot bring payload ${req.payloadId} back from the object store: ${decision.message}`,
+      );
+    }
+    const failures: string[] = [];
+    let last: DomainError | undefined;
+    for (const agent of decision.agents) {
+      try {
+        const region = await this.copyOn(agent, req, "OBJECT", { bucket: l.bucket, key: l.key });
+        return placementFromRegion(region, agent.agentId, agent.host);
+      } catch (e) {
+        if (!(e instanceof DomainError)) throw e;
+        // Full, unreachable, or without object-store access: another agent may do it.
+        if (e.code !== "TIER_FULL" && e.code !== "UNAVAILABLE" && e.code !== "TIER_UNAVAILABLE") throw e;
+        last = e;
+        failures.push(e.message);
+      }
+    }
+    throw new DomainError(
+      last?.code ?? "NO_AGENT",
+      `no tier agent could bring payload ${req.payloadId} back from the object store to ${req.toTier} (${failures.join("; ")}); retry shortly`,
+    );
+  }
+
+  private async copyOn(
+    agent: AgentRecord,
+    req: CopyRegionRequest,
+    fromTier: StorageTier,
+    object: { bucket: string; key: string } | undefined,
+  ): Promise<Region> {
     try {
       const res = await this.clientFor(agent.endpoint).copyRegion(
         {
           payloadId: { value: uuidToBytes(req.payloadId) },
-          fromTier: TIER_TO_PB[req.from.tier],
+          fromTier: TIER_TO_PB[fromTier],
           toTier: TIER_TO_PB[req.toTier],
           fsync: req.fsync,
+          bucket: object?.bucket ?? "",
+          key: object?.key ?? "",
         },
         { timeoutMs: this.opts.copyTimeoutMs ?? 30 * 60_000 },
       );
       if (!res.region) throw new Error(`agent ${agent.agentId} answered CopyRegion without a region`);
-      return placementFromRegion(res.region, agent.agentId, agent.host);
+      return res.region;
     } catch (e) {
       if (e instanceof DomainError) throw e;
       throw agentError(ConnectError.from(e), agent);
