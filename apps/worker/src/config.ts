@@ -1,0 +1,149 @@
+import { readFileSync } from "node:fs";
+import { parseCatalogUrl } from "@pm/db";
+import { isDomainError } from "@pm/domain";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+
+const port = z.number().int().min(0).max(65535);
+const positiveMs = z.number().int().positive();
+/** An interval in ms, or 0 to turn the periodic job off. */
+const intervalMs = z.number().int().min(0);
+
+/** The worker's configuration: YAML `worker:` section, then `PM_*` environment overrides, then defaults. */
+export const WorkerConfigSchema = z
+  .object({
+    /** BullMQ's Redis. */
+    redisUrl: z
+      .string()
+      .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
+      .default("redis://127.0.0.1:6379"),
+    /** The catalog shared with the API: `postgres://…` in production, `sqlite:<path>` or `memory:`. */
+    catalogUrl: z.string().min(1).default("sqlite:./.payload-manager/catalog.db"),
+    logLevel: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+    /** Jobs one worker process runs at once. */
+    concurrency: z.number().int().min(1).max(256).default(8),
+    /** TTL expiry, reaping, deferred deletions (product.md: TTL enforced within 1 s). 0 = off. */
+    sweepIntervalMs: intervalMs.default(1_000),
+    /** Pressure tiering. 0 = off. */
+    pressureIntervalMs: intervalMs.default(2_000),
+    queue: z
+      .object({
+        /** BullMQ queue name; API and workers must agree. */
+        name: z
+          .string()
+          .regex(/^[A-Za-z0-9._-]{1,64}$/, "letters, digits, '.', '_' and '-' only (no ':')")
+          .default("payload-manager"),
+        /** Prefix of every Redis key of the queue. */
+        prefix: z
+          .string()
+          .regex(/^[A-Za-z0-9._-]{1,64}$/, "letters, digits, '.', '_' and '-' only")
+          .default("pm"),
+        attempts: z.number().int().min(1).max(50).default(5),
+        backoffMs: positiveMs.default(1_000),
+        /** Longest an enqueue or readiness probe waits on Redis. */
+        commandTimeoutMs: positiveMs.default(5_000),
+      })
+      .prefault({}),
+    metrics: z
+      .object({
+        /** Address of /healthz, /readyz and /metrics; 0.0.0.0 in a container so probes reach it. */
+        host: z.string().min(1).default("127.0.0.1"),
+        port: port.default(9464),
+      })
+      .prefault({}),
+    /** Must match the API's: never-committed allocations are reaped after this long. */
+    allocationTimeoutMs: positiveMs.default(600_000),
+    /** Must match the API's: agents silent for longer are not considered by pressure tiering. */
+    agentTtlMs: positiveMs.default(15_000),
+  })
+  .strict();
+
+export type WorkerConfig = z.infer<typeof WorkerConfigSchema>;
+
+/** Thrown when configuration is invalid; lists every problem so an operator fixes them in one go. */
+export class WorkerConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid worker configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "WorkerConfigError";
+  }
+}
+
+/** Environment overrides: variable → path in the `worker:` section. */
+export const WORKER_ENV: Readonly<Record<string, { path: readonly string[]; kind: "string" | "number" }>> = {
+  PM_REDIS_URL: { path: ["redisUrl"], kind: "string" },
+  PM_CATALOG_URL: { path: ["catalogUrl"], kind: "string" },
+  PM_LOG_LEVEL: { path: ["logLevel"], kind: "string" },
+  PM_WORKER_CONCURRENCY: { path: ["concurrency"], kind: "number" },
+  PM_SWEEP_INTERVAL_MS: { path: ["sweepIntervalMs"], kind: "number" },
+  PM_PRESSURE_INTERVAL_MS: { path: ["pressureIntervalMs"], kind: "number" },
+  PM_QUEUE_NAME: { path: ["queue", "name"], kind: "string" },
+  PM_QUEUE_PREFIX: { path: ["queue", "prefix"], kind: "string" },
+  PM_QUEUE_ATTEMPTS: { path: ["queue", "attempts"], kind: "number" },
+  PM_WORKER_METRICS_HOST: { path: ["metrics", "host"], kind: "string" },
+  PM_WORKER_METRICS_PORT: { path: ["metrics", "port"], kind: "number" },
+  PM_ALLOCATION_TIMEOUT_MS: { path: ["allocationTimeoutMs"], kind: "number" },
+  PM_AGENT_TTL_MS: { path: ["agentTtlMs"], kind: "number" },
+};
+
+function setIn(obj: Record<string, unknown>, path: readonly string[], value: unknown) {
+  let cur = obj;
+  for (const k of path.slice(0, -1)) {
+    if (typeof cur[k] !== "object" || cur[k] === null) cur[k] = {};
+    cur = cur[k] as Record<string, unknown>;
+  }
+  cur[path[path.length - 1]!] = value;
+}
+
+/**
+ * Reads the `worker:` section of the YAML file (if any), applies `PM_*` overrides and validates.
+ * Throws WorkerConfigError listing every problem.
+ */
+export function loadWorkerConfig(
+  file: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+): WorkerConfig {
+  const problems: string[] = [];
+  let raw: Record<string, unknown> = {};
+  if (file) {
+    let doc: unknown;
+    try {
+      doc = parseYaml(readFileSync(file, "utf8"));
+    } catch (e) {
+      throw new WorkerConfigError([`cannot read config file ${file}: ${(e as Error).message}`]);
+    }
+    const section = (doc as Record<string, unknown> | null)?.worker;
+    if (
+      section !== undefined &&
+      section !== null &&
+      (typeof section !== "object" || Array.isArray(section))
+    ) {
+      throw new WorkerConfigError([`${file}: worker: must be a mapping`]);
+    }
+    raw = structuredClone((section as Record<string, unknown> | undefined) ?? {});
+  }
+  for (const [name, spec] of Object.entries(WORKER_ENV)) {
+    const v = env[name];
+    if (v === undefined || v === "") continue;
+    if (spec.kind === "number") {
+      const n = Number(v);
+      if (!Number.isFinite(n)) problems.push(`${name}=${v} is not a number`);
+      else setIn(raw, spec.path, n);
+    } else {
+      setIn(raw, spec.path, v);
+    }
+  }
+  const parsed = WorkerConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues)
+      problems.push(`worker.${issue.path.join(".") || "(root)"}: ${issue.message}`);
+  } else {
+    try {
+      parseCatalogUrl(parsed.data.catalogUrl);
+    } catch (e) {
+      if (!isDomainError(e)) throw e;
+      problems.push(`worker.catalogUrl: ${e.message}`);
+    }
+  }
+  if (problems.length > 0 || !parsed.success) throw new WorkerConfigError(problems);
+  return parsed.data;
+}

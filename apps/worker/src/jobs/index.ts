@@ -1,0 +1,15 @@
+import type { JobHandlers } from "@pm/queue";
+import { finalizeDeletionJob } from "./finalize-deletion.ts";
+import { moveJob } from "./move.ts";
+import { pressureJob } from "./pressure.ts";
+import { sweepJob } from "./sweep.ts";
+
+/** The handler of every job, shared by the BullMQ worker and the in-process runner. */
+export const JOB_HANDLERS: JobHandlers = {
+  "finalize-deletion": finalizeDeletionJob,
+  move: moveJob,
+  sweep: sweepJob,
+  pressure: pressureJob,
+};
+
+export { finalizeDeletionJob, moveJob, pressureJob, sweepJob };
