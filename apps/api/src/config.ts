@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { isValidKeyPrefix } from "@pm/objects";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 
@@ -47,6 +48,35 @@ export const ApiConfigSchema = z
           .default(64 * 1024 ** 3),
       })
       .prefault({}),
+    /**
+     * The object tier (S3-compatible store). When set, OBJECT allocations get presigned PUT URLs,
+     * reads of object payloads presigned GET URLs, and spills to OBJECT run on tier agents with
+     * the same bucket. The API itself only presigns and HEADs: no object bytes pass through it.
+     */
+    objectStore: z
+      .object({
+        /** S3 endpoint URL; absent = AWS S3 for the region. */
+        endpoint: z.string().url().optional(),
+        region: z.string().min(1).default("us-east-1"),
+        bucket: z.string().min(3).max(63),
+        accessKeyId: z.string().min(1),
+        secretAccessKey: z.string().min(1),
+        forcePathStyle: z.boolean().default(false),
+        /** Key prefix of payload objects (`<prefix><uuid>`); path segments ending in "/". */
+        keyPrefix: z
+          .string()
+          .refine(isValidKeyPrefix, 'must be empty or path segments of [A-Za-z0-9._-] ending in "/"')
+          .default("payloads/"),
+        /** Longest validity of a presigned URL; a lease's URL also ends with the lease. */
+        urlTtlMs: z
+          .number()
+          .int()
+          .min(1_000)
+          .max(7 * 24 * 3_600_000)
+          .default(15 * 60_000),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .refine((c) => c.leases.defaultMs <= c.leases.maxMs, {
@@ -64,7 +94,7 @@ export class ConfigError extends Error {
   }
 }
 
-const ENV: Record<string, { path: string[]; kind: "string" | "number" | "tokens" }> = {
+const ENV: Record<string, { path: string[]; kind: "string" | "number" | "bool" | "tokens" }> = {
   PM_HOST: { path: ["host"], kind: "string" },
   PM_HTTP_PORT: { path: ["httpPort"], kind: "number" },
   PM_GRPC_PORT: { path: ["grpcPort"], kind: "number" },
@@ -76,6 +106,12 @@ const ENV: Record<string, { path: string[]; kind: "string" | "number" | "tokens"
   PM_ALLOCATION_TIMEOUT_MS: { path: ["allocationTimeoutMs"], kind: "number" },
   PM_AUTH_TOKENS: { path: ["auth", "tokens"], kind: "tokens" },
   PM_AGENT_TOKEN: { path: ["auth", "agentToken"], kind: "string" },
+  PM_S3_ENDPOINT: { path: ["objectStore", "endpoint"], kind: "string" },
+  PM_S3_REGION: { path: ["objectStore", "region"], kind: "string" },
+  PM_S3_BUCKET: { path: ["objectStore", "bucket"], kind: "string" },
+  PM_S3_ACCESS_KEY_ID: { path: ["objectStore", "accessKeyId"], kind: "string" },
+  PM_S3_SECRET_ACCESS_KEY: { path: ["objectStore", "secretAccessKey"], kind: "string" },
+  PM_S3_FORCE_PATH_STYLE: { path: ["objectStore", "forcePathStyle"], kind: "bool" },
 };
 
 function setIn(obj: Record<string, unknown>, path: string[], value: unknown) {
@@ -112,6 +148,9 @@ export function loadConfig(
       const n = Number(v);
       if (!Number.isFinite(n)) problems.push(`${name}=${v} is not a number`);
       else setIn(raw, spec.path, n);
+    } else if (spec.kind === "bool") {
+      if (!["true", "false", "1", "0"].includes(v)) problems.push(`${name}=${v} must be true or false`);
+      else setIn(raw, spec.path, v === "true" || v === "1");
     } else if (spec.kind === "tokens") {
       const tokens: Record<string, string> = {};
       for (const pair of v.split(",")) {

@@ -4,7 +4,16 @@ import { resolve } from "node:path";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { AgentRegionAllocator } from "@pm/agents";
 import { openCatalog } from "@pm/db";
-import { DEFAULT_DOMAIN_CONFIG, DomainError, isAgentLive, type JobQueue, type UseCaseDeps } from "@pm/domain";
+import {
+  DEFAULT_DOMAIN_CONFIG,
+  DomainError,
+  isAgentLive,
+  type JobQueue,
+  type ObjectPresigner,
+  type RegionAllocator,
+  type UseCaseDeps,
+} from "@pm/domain";
+import { createS3Client, ObjectRegionAllocator, S3ObjectPresigner, TieredRegionAllocator } from "@pm/objects";
 import pino from "pino";
 import { createApp } from "./app.ts";
 import type { ApiConfig } from "./config.ts";
@@ -23,20 +32,33 @@ export interface ApiOverrides {
 }
 
 /**
- * Composition root of the API on Node: builds the catalog, the agent-backed region allocator,
- * metrics and logger from the validated config, and serves the app. Returns a handle whose close() drains both listeners.
+ * Composition root of the API on Node: builds the catalog, the agent-backed region allocator (with
+ * the object store beside it when configured), metrics and logger from the validated config, and
+ * serves the app. Returns a handle whose close() drains both listeners.
  */
 export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}): Promise<ApiHandle> {
   const log: Logger = overrides.log ?? pino({ level: config.logLevel, name: "payload-manager-api" });
   mkdirSync(resolve(config.dataDir), { recursive: true, mode: 0o700 });
   const catalog = await openCatalog(config.catalogUrl);
   const clock = { now: () => Date.now() };
-  const allocator = new AgentRegionAllocator({
+  const agents = new AgentRegionAllocator({
     catalog,
     clock,
     agentTtlMs: config.agentTtlMs,
     transportFor: (endpoint) => createConnectTransport({ baseUrl: endpoint }),
   });
+  // With an object store, OBJECT placements live there (the API presigns; agents move the bytes).
+  let allocator: RegionAllocator = agents;
+  let presigner: ObjectPresigner | undefined;
+  const os = config.objectStore;
+  const s3 = os ? createS3Client({ ...os, endpoint: os.endpoint ?? "" }) : undefined;
+  if (os && s3) {
+    presigner = new S3ObjectPresigner(s3, { now: clock.now });
+    allocator = new TieredRegionAllocator({
+      agents,
+      objects: new ObjectRegionAllocator(s3, { bucket: os.bucket, keyPrefix: os.keyPrefix }),
+    });
+  }
   const jobs: JobQueue = overrides.jobs ?? {
     async enqueue(job) {
       log.warn({ job }, "no job queue configured; the job was dropped");
@@ -48,9 +70,10 @@ export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}):
     jobs,
     clock,
     ids: { newId: () => randomUUID() },
-    presigner: undefined,
+    presigner,
     config: {
       ...DEFAULT_DOMAIN_CONFIG,
+      objectUrlTtlMs: os?.urlTtlMs ?? DEFAULT_DOMAIN_CONFIG.objectUrlTtlMs,
       defaultLeaseMs: config.leases.defaultMs,
       maxLeaseMs: config.leases.maxMs,
       allocationTimeoutMs: config.allocationTimeoutMs,
@@ -84,7 +107,7 @@ export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}):
   });
   const servers = await listen(app, rpcDeps, config);
   log.info(
-    { http: servers.httpUrl, grpc: servers.grpcUrl, catalog: config.catalogUrl },
+    { http: servers.httpUrl, grpc: servers.grpcUrl, catalog: config.catalogUrl, objectBucket: os?.bucket },
     "payload-manager API listening",
   );
   return {
@@ -93,6 +116,7 @@ export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}):
     async close() {
       await servers.close();
       await catalog.close();
+      s3?.destroy();
     },
   };
 }

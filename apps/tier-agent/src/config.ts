@@ -63,6 +63,33 @@ export const AgentConfigSchema = z
           .prefault({}),
       })
       .prefault({}),
+    /**
+     * The object store this agent uploads spilled payloads to and downloads promoted ones from
+     * (the same bucket as the API's objectStore). Absent: no copies to or from OBJECT here.
+     */
+    objectStore: z
+      .object({
+        /** S3 endpoint URL; absent = AWS S3 for the region. */
+        endpoint: z.string().url().optional(),
+        region: z.string().min(1).default("us-east-1"),
+        bucket: z.string().min(3).max(63),
+        accessKeyId: z.string().min(1),
+        secretAccessKey: z.string().min(1),
+        forcePathStyle: z.boolean().default(false),
+        /** Multipart part size; memory does not grow with it (parts are streamed from the region). */
+        partSizeBytes: z
+          .number()
+          .int()
+          .min(5 * 1024 ** 2)
+          .max(5 * 1024 ** 3)
+          .default(64 * 1024 ** 2),
+        /** Parts or ranges in flight per copy. */
+        concurrency: z.number().int().min(1).max(64).default(4),
+        /** Most parts per object (Swift SLO default 1000; AWS 10000); larger payloads get larger parts. */
+        maxParts: z.number().int().min(1).max(10_000).default(1000),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -91,6 +118,14 @@ const ENV: Record<string, { path: string[]; kind: "string" | "number" | "bool" }
   PM_DISK_ROOT: { path: ["tiers", "disk", "root"], kind: "string" },
   PM_DISK_CAPACITY_BYTES: { path: ["tiers", "disk", "capacityBytes"], kind: "number" },
   PM_GPU_ENABLED: { path: ["tiers", "gpu", "enabled"], kind: "bool" },
+  PM_S3_ENDPOINT: { path: ["objectStore", "endpoint"], kind: "string" },
+  PM_S3_REGION: { path: ["objectStore", "region"], kind: "string" },
+  PM_S3_BUCKET: { path: ["objectStore", "bucket"], kind: "string" },
+  PM_S3_ACCESS_KEY_ID: { path: ["objectStore", "accessKeyId"], kind: "string" },
+  PM_S3_SECRET_ACCESS_KEY: { path: ["objectStore", "secretAccessKey"], kind: "string" },
+  PM_S3_FORCE_PATH_STYLE: { path: ["objectStore", "forcePathStyle"], kind: "bool" },
+  PM_S3_PART_SIZE_BYTES: { path: ["objectStore", "partSizeBytes"], kind: "number" },
+  PM_S3_CONCURRENCY: { path: ["objectStore", "concurrency"], kind: "number" },
 };
 
 /** Reads the `agent:` section of the YAML file, applies PM_* overrides, validates (every problem listed). */

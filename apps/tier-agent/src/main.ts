@@ -13,6 +13,7 @@ import { tierAgentService } from "./service.ts";
 import { TierAgent } from "./tier-agent.ts";
 import { diskTier } from "./tiers/disk.ts";
 import { gpuCopier, gpuTiers } from "./tiers/gpu.ts";
+import { objectTier } from "./tiers/object.ts";
 import { ramTier } from "./tiers/ram.ts";
 import type { TierBackend } from "./tiers/tier-backend.ts";
 
@@ -56,7 +57,10 @@ export async function startAgent(
     if (gpu.reason) log.info({ reason: gpu.reason }, "GPU tier off");
     copiers.push(gpuCopier(native.api));
   }
-  const agent = new TierAgent(backends, copiers);
+  const objects = config.objectStore
+    ? objectTier({ ...config.objectStore, endpoint: config.objectStore.endpoint ?? "" }, config.agentId)
+    : undefined;
+  const agent = new TierAgent(backends, copiers, objects);
 
   const handler = connectNodeAdapter({ routes: (r) => r.service(TierAgentService, tierAgentService(agent)) });
   const server = http.createServer(handler);
@@ -83,7 +87,15 @@ export async function startAgent(
     (e: unknown) =>
       log.warn({ err: (e as Error).message }, "reconciliation failed; it runs again at the next start"),
   );
-  log.info({ url, agentId: config.agentId, tiers: backends.map((b) => b.tier) }, "tier agent listening");
+  log.info(
+    {
+      url,
+      agentId: config.agentId,
+      tiers: backends.map((b) => b.tier),
+      objectBucket: config.objectStore?.bucket,
+    },
+    "tier agent listening",
+  );
 
   return {
     url,

@@ -72,12 +72,15 @@ export function tierAgentService(agent: TierAgent): ServiceImpl<typeof TierAgent
       wire(async () => {
         const id = idOf(req.payloadId);
         const to = tierOf(req.toTier);
-        const out = await agent.copy(id, tierOf(req.fromTier), to, req.fsync);
+        const from = tierOf(req.fromTier);
+        const object =
+          from === "OBJECT" || to === "OBJECT" ? { bucket: req.bucket, key: req.key } : undefined;
+        const out = await agent.copy(id, from, to, req.fsync, object);
         return {
           region: regionOf(req.payloadId!.value, to, out.region.sizeBytes, out.region.location),
           bytesCopied: BigInt(out.bytesCopied),
           durationUs: BigInt(out.durationUs),
-          checksum: "",
+          checksum: out.checksum ?? "",
         };
       }),
     checksumRegion: (req) =>

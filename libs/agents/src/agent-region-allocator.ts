@@ -200,22 +200,25 @@ export class AgentRegionAllocator implements RegionAllocator {
     if (req.toTier === "OBJECT") {
       throw new DomainError("INVALID_ARGUMENT", `payload ${req.payloadId} is already in the object store`);
     }
-    const decision = chooseAgents(await this.agents(), {
+    const all = await this.agents();
+    const decision = chooseAgents(all, {
       tier: req.toTier,
       sizeBytes: req.sizeBytes,
       preferredHost,
       now: this.opts.clock.now(),
       agentTtlMs: this.opts.agentTtlMs,
     });
-    if (!decision.ok) {
+    if (!decision.ok && decision.reason === "NO_AGENT") {
       throw new DomainError(
-        decision.reason === "NO_AGENT" ? "NO_AGENT" : "TIER_FULL",
+        "NO_AGENT",
         `cannot bring payload ${req.payloadId} back from the object store: ${decision.message}`,
       );
     }
+    // As for allocations: reported usage lags frees, so live agents are asked even when none reports room.
+    const candidates = decision.ok ? decision.agents : this.liveWithTier(all, req.toTier);
     const failures: string[] = [];
     let last: DomainError | undefined;
-    for (const agent of decision.agents) {
+    for (const agent of candidates) {
       try {
         const region = await this.copyOn(agent, req, "OBJECT", { bucket: l.bucket, key: l.key });
         return placementFromRegion(region, agent.agentId, agent.host);

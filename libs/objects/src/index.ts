@@ -1,0 +1,26 @@
+export {
+  DEFAULT_KEY_PREFIX,
+  isKeyOfPayload,
+  isValidKeyPrefix,
+  objectKeyOf,
+  sidecarKeyOf,
+} from "./object-keys.ts";
+export {
+  ObjectRegionAllocator,
+  type ObjectRegionAllocatorOptions,
+  type ObjectTarget,
+} from "./object-region-allocator.ts";
+export {
+  createS3Client,
+  describeS3Error,
+  isS3NotFound,
+  type ObjectStoreConfig,
+  type S3ClientOptions,
+  s3Status,
+} from "./s3-client.ts";
+export { S3ObjectPresigner, type S3ObjectPresignerOptions } from "./s3-object-presigner.ts";
+export {
+  type ObjectCopyAgents,
+  TieredRegionAllocator,
+  type TieredRegionAllocatorOptions,
+} from "./tiered-region-allocator.ts";
