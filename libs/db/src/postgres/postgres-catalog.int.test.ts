@@ -8,6 +8,7 @@ import {
 } from "@pm/domain";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { defaultMigrationsDir, loadMigrations } from "../migrations.ts";
 import { catalogContract } from "../testing/catalog.contract.ts";
 import { migratePostgres, PostgresCatalog, type PostgresCatalogOptions } from "./postgres-catalog.ts";
 
@@ -113,11 +114,15 @@ describe("PostgresCatalog", () => {
 
   it("lets concurrent migrations of one database all succeed, applying each step once", async () => {
     const schema = newSchema();
+    const shipped = loadMigrations(defaultMigrationsDir("postgres"));
+    const latest = shipped[shipped.length - 1]!.version;
     const results = await Promise.all(Array.from({ length: 4 }, () => migratePostgres(URL, { schema })));
-    expect(results.map((r) => r.current)).toEqual([1, 1, 1, 1]);
-    expect(results.flatMap((r) => r.applied)).toEqual([1]);
-    const { rows } = await admin.query(`SELECT version, name FROM ${schema}.schema_migrations`);
-    expect(rows).toEqual([{ version: 1, name: "initial" }]);
+    expect(results.map((r) => r.current)).toEqual([latest, latest, latest, latest]);
+    expect(results.flatMap((r) => r.applied)).toEqual(shipped.map((m) => m.version));
+    const { rows } = await admin.query(
+      `SELECT version, name FROM ${schema}.schema_migrations ORDER BY version`,
+    );
+    expect(rows).toEqual(shipped.map((m) => ({ version: m.version, name: m.name })));
     const tables = await admin.query(
       "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name",
       [schema],
@@ -127,6 +132,7 @@ describe("PostgresCatalog", () => {
       "leases",
       "lineage_edges",
       "metadata_events",
+      "payload_counts",
       "payload_metadata",
       "payloads",
       "pins",
@@ -171,6 +177,42 @@ describe("PostgresCatalog", () => {
     release();
     await holding;
     await catalog.transaction((t) => t.getPayload(pid(1)));
+  });
+
+  it("takes pool settings from the URL and queues callers for a connection (back-pressure)", async () => {
+    const schema = newSchema();
+    const queued = await track(
+      PostgresCatalog.open({ url: `${URL}?pool_size=2&connect_timeout_ms=5000`, schema }),
+    );
+    let inFlight = 0;
+    let most = 0;
+    const slow = () =>
+      queued.transaction(async (t) => {
+        most = Math.max(most, ++inFlight);
+        await t.getPayload(pid(1));
+        await new Promise((r) => setTimeout(r, 20));
+        inFlight--;
+      });
+    // 50 slow calls on 2 connections: they wait their turn and all succeed.
+    await Promise.all(Array.from({ length: 50 }, slow));
+    expect(most).toBe(2);
+
+    // Waiting longer than connect_timeout_ms for a connection is UNAVAILABLE, never a crash or hang.
+    const starved = await track(
+      PostgresCatalog.open({ url: `${URL}?pool_size=2&connect_timeout_ms=200`, schema }),
+    );
+    const results = await Promise.allSettled(
+      Array.from({ length: 50 }, () =>
+        starved.transaction(async (t) => {
+          await t.getPayload(pid(1));
+          await new Promise((r) => setTimeout(r, 100));
+        }),
+      ),
+    );
+    const failed = results.flatMap((r) => (r.status === "rejected" ? [r.reason as DomainError] : []));
+    expect(failed.length).toBeGreaterThan(0);
+    expect(results.length - failed.length).toBeGreaterThan(0);
+    for (const e of failed) expectUnavailable(e, /no connection .* became available within 200 ms/);
   });
 
   it("runs a transaction again when Postgres aborts it as a deadlock victim", async () => {

@@ -3,17 +3,23 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type Catalog, type CatalogTx, DomainError, invalidArgument } from "@pm/domain";
 import pg from "pg";
 import { defaultMigrationsDir, loadMigrations, type MigrationResult } from "../migrations.ts";
-import { num, POSTGRES_BIND, type Row } from "../sql/rows.ts";
-import { SqlCatalogTx, type SqlDialect, type SqlExecutor } from "../sql/sql-catalog-tx.ts";
+import { num, type Row } from "../sql/rows.ts";
+import type { SqlExecutor } from "../sql/sql-catalog-tx.ts";
+import { POSTGRES_DIALECT, PostgresCatalogTx } from "./postgres-catalog-tx.ts";
 import {
   describeUrl,
   isSerializationConflict,
   type PgErrorContext,
   pgUnavailable,
 } from "./postgres-errors.ts";
+import { splitPostgresUrl } from "./postgres-url.ts";
 
 export interface PostgresCatalogOptions {
-  /** `postgres://user:password@host:port/database`. */
+  /**
+   * `postgres://user:password@host:port/database`. Query parameters `pool_size`,
+   * `statement_timeout` (ms), `connect_timeout_ms`, `idle_timeout_ms`, `max_retries`, `schema` and
+   * `prepared_statements` set the options of the same meaning that are not given explicitly.
+   */
   readonly url: string;
   /**
    * Schema that holds the tables; created by the migrations and set as every connection's
@@ -51,14 +57,6 @@ export interface PostgresCatalogOptions {
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 const MIGRATION_LOCK = "payload-manager/migrate";
 
-const DIALECT: SqlDialect = {
-  bind: POSTGRES_BIND,
-  forUpdate: " FOR UPDATE",
-  skipLocked: " FOR UPDATE SKIP LOCKED",
-  inList: (column) => `${column} = ANY(?::text[])`,
-  listParam: (values) => [...values],
-};
-
 // int8 (counts, sizes, times, seq) as number, not string; every value the catalog stores is far
 // below 2^53, and num() refuses one that is not. Set per pool, not on pg's process-wide parsers.
 const INT8_OID = 20;
@@ -69,15 +67,18 @@ const TYPES = {
       : pg.types.getTypeParser(oid, format as "text")) as typeof pg.types.getTypeParser,
 };
 
-interface CompiledSql {
+export interface CompiledSql {
   readonly text: string;
   readonly name: string;
 }
 
-// `?` placeholders (the shared SQL's) to `$n`, and a statement name derived from the text, so a
-// name always means the same text on every connection.
 const compiled = new Map<string, CompiledSql>();
-function compile(sql: string): CompiledSql {
+
+/**
+ * `?` placeholders (the shared SQL's) to `$n`, and a statement name derived from the text, so a
+ * name always means the same text on every connection.
+ */
+export function compile(sql: string): CompiledSql {
   let c = compiled.get(sql);
   if (!c) {
     let n = 0;
@@ -86,6 +87,14 @@ function compile(sql: string): CompiledSql {
     compiled.set(sql, c);
   }
   return c;
+}
+
+/** The options with the URL's own settings filled in where not given, and the URL without them. */
+function resolveOptions(options: PostgresCatalogOptions | string): PostgresCatalogOptions {
+  const o: PostgresCatalogOptions = typeof options === "string" ? { url: options } : options;
+  const { url, settings } = splitPostgresUrl(o.url);
+  const given = Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+  return { ...settings, ...given, url };
 }
 
 function checkSchema(schema: string | undefined): void {
@@ -138,7 +147,7 @@ export class PostgresCatalog implements Catalog {
 
   /** Connects and, unless `migrate: false`, applies pending migrations (safe with many replicas at once). */
   static async open(options: PostgresCatalogOptions | string): Promise<PostgresCatalog> {
-    const o: PostgresCatalogOptions = typeof options === "string" ? { url: options } : options;
+    const o = resolveOptions(options);
     checkSchema(o.schema);
     const poolSize = o.poolSize ?? 10;
     if (!Number.isInteger(poolSize) || poolSize < 1) {
@@ -175,7 +184,7 @@ export class PostgresCatalog implements Catalog {
       let discard = false;
       try {
         await client.query("BEGIN");
-        const result = await fn(new SqlCatalogTx(exec, DIALECT));
+        const result = await fn(new PostgresCatalogTx(exec, POSTGRES_DIALECT));
         exec.end();
         await client.query("COMMIT");
         return result;
@@ -338,7 +347,7 @@ export async function migratePostgres(
   url: string,
   options: Omit<PostgresCatalogOptions, "url" | "migrate"> = {},
 ): Promise<MigrationResult> {
-  const o: PostgresCatalogOptions = { ...options, url };
+  const o = resolveOptions({ ...options, url });
   checkSchema(o.schema);
   const pool = new pg.Pool(poolConfig(o, 1));
   pool.on("error", (err) => o.onPoolError?.(err));
