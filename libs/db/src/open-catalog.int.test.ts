@@ -5,7 +5,14 @@ import { join } from "node:path";
 import { MemoryCatalog } from "@pm/domain/testing";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
-import { migrate, openCatalog, PostgresCatalog, SqliteCatalog } from "./index.ts";
+import {
+  defaultMigrationsDir,
+  loadMigrations,
+  migrate,
+  openCatalog,
+  PostgresCatalog,
+  SqliteCatalog,
+} from "./index.ts";
 
 const URL = process.env.PM_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const dir = mkdtempSync(join(tmpdir(), "pm-open-"));
@@ -38,11 +45,13 @@ describe("openCatalog and migrate", () => {
   });
 
   it("opens Postgres, with the migrations run by `migrate` beforehand", async () => {
-    expect(await migrate(URL, { postgres: { schema } })).toEqual({ applied: [1], current: 1 });
+    const shipped = loadMigrations(defaultMigrationsDir("postgres")).map((m) => m.version);
+    const latest = shipped[shipped.length - 1];
+    expect(await migrate(URL, { postgres: { schema } })).toEqual({ applied: shipped, current: latest });
     const catalog = await openCatalog(URL, { postgres: { schema, migrate: false, poolSize: 2 } });
     expect(catalog).toBeInstanceOf(PostgresCatalog);
     expect(await catalog.transaction((t) => t.listAgents())).toEqual([]);
     await catalog.close();
-    expect(await migrate(URL, { postgres: { schema } })).toEqual({ applied: [], current: 1 });
+    expect(await migrate(URL, { postgres: { schema } })).toEqual({ applied: [], current: latest });
   });
 });
