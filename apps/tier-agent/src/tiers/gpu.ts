@@ -37,13 +37,19 @@ import { type RegionInfo, type TierBackend, TierError } from "./tier-backend.ts"
  *   so a staged copy runs at the host side's speed; creating the RAM region (fallocate, 350-500 ms
  *   for 1 GiB here) is part of every spill whatever the mode.
  *
- * "auto" (the default): staged with fd I/O in both directions: it wins the spill clearly, and the
- *   promote by as much as pinning 262,144 pages costs on the GPU machine (the H200 figures above put
- *   register's whole promote, RPC included, at 215 ms). On hugetlbfs, register: a GiB is 512 pages to
- *   populate and pin there, so the copy runs near the pinned rate. If the staging buffers cannot be
- *   allocated (pinned-memory limits), auto falls back to register, and register falls back to a
- *   pageable copy when registration fails. tests/gpu/agent-gpu-check.ts measures the three ways side
- *   by side on the GPU machine; PM_GPU_COPY_MODE / PM_GPU_COPY_HOST_IO override the choice.
+ * Measured on an H200 (1 GiB, /dev/shm, median of 3, tests/gpu/agent-gpu-check.ts, agent-side copy):
+ *
+ *                     spill (GPU→RAM)         promote (RAM→GPU)
+ *     register        562 ms  (1.9 GB/s)      125 ms  (8.6 GB/s)   pin+unpin 58 / 46 ms
+ *     staged, fd      306 ms  (3.5 GB/s)      327 ms  (3.3 GB/s)
+ *     staged, mmap    719 ms  (1.5 GB/s)      294 ms  (3.7 GB/s)
+ *
+ * "auto" (the default) therefore chooses per direction: staged with fd I/O for GPU→host (writing a
+ *   fresh mapping is what register pays for), register for host→GPU (the pages already exist; pinning
+ *   them is cheaper than copying through staging). On hugetlbfs, register both ways: a GiB is 512
+ *   pages to populate and pin there. If the staging buffers cannot be allocated (pinned-memory
+ *   limits), auto falls back to register, and register falls back to a pageable copy when
+ *   registration fails. PM_GPU_COPY_MODE / PM_GPU_COPY_HOST_IO override the choice.
  */
 
 /** How GPU↔host copies are made (see the comment above). */
@@ -643,7 +649,8 @@ export function gpuCopier(native: NativeApi): RegionCopier {
     if (!hostPath) return false;
     const opts = gpu.copyOptions;
     const hugetlb = native.statFs(hostPath).type === "hugetlbfs";
-    let mode: "register" | "staged" = opts.mode === "auto" ? (hugetlb ? "register" : "staged") : opts.mode;
+    let mode: "register" | "staged" =
+      opts.mode === "auto" ? (hugetlb || toGpu ? "register" : "staged") : opts.mode;
     // hugetlbfs has no write(2): regions there are written through a mapping.
     const hostIo: "fd" | "mmap" =
       (hugetlb && !toGpu) || opts.hostIo === "mmap" || (opts.hostIo === "auto" && hugetlb) ? "mmap" : "fd";
