@@ -7,6 +7,8 @@ import {
   ScalarType,
 } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
+import { createEnvelopeReadableStream, encodeEnvelope } from "@connectrpc/connect/protocol";
+import { endStreamFlag } from "@connectrpc/connect/protocol-connect";
 import { DomainError, idFromPathSegment, isDomainError, uuidToBytes } from "@pm/domain";
 import { http } from "@pm/rpc";
 import { codeName, HTTP_STATUS_OF } from "../rpc/errors.ts";
@@ -25,7 +27,7 @@ interface Route {
   readonly rpcPath: string;
 }
 
-/** Calls a Connect handler by its RPC path with a Connect JSON request. */
+/** Calls a Connect handler by its RPC path with a Connect JSON request (enveloped for streams). */
 export type UnaryCaller = (rpcPath: string, req: Request) => Promise<Response>;
 
 function escapeRegex(s: string): string {
@@ -233,6 +235,20 @@ export async function handleRest(
     const v = req.headers.get(h);
     if (v) headers.set(h, v);
   }
+  if (route.method.methodKind === "server_streaming") {
+    headers.set("content-type", "application/connect+json");
+    const res = await call(
+      route.rpcPath,
+      new Request(`http://rest.internal${route.rpcPath}`, {
+        method: "POST",
+        headers,
+        body: encodeEnvelope(0, new TextEncoder().encode(JSON.stringify(json))),
+        // The client hanging up aborts the call, which ends the server's feed.
+        signal: req.signal,
+      }),
+    );
+    return ndjsonFromConnectStream(res);
+  }
   if (route.method.methodKind !== "unary") {
     return restError(
       501,
@@ -257,4 +273,94 @@ export async function handleRest(
     body.message ?? "request failed",
     res.headers.get("pm-error-reason") ?? undefined,
   );
+}
+
+// ---- server streaming over REST ----------------------------------------------------------------
+//
+// As gRPC-Gateway does it: newline-delimited JSON, one `{"result": <message>}` per streamed message
+// and, when the call fails, a final `{"error": <status>}`. The REST request is turned into a Connect
+// streaming call (application/connect+json, enveloped) of the same handler, so auth, metrics and
+// the error mapping are the RPC transports' own. Connect resolves a stream's response only with its
+// first message, so an error before any message (e.g. NOT_FOUND) still gets its own HTTP status;
+// one after the first message can only travel in the body, with status 200.
+
+const NDJSON = { "content-type": "application/x-ndjson" };
+const encoder = new TextEncoder();
+const RESULT_OPEN = encoder.encode('{"result":');
+const RESULT_CLOSE = encoder.encode("}\n");
+
+function resultLine(message: Uint8Array): Uint8Array {
+  const line = new Uint8Array(RESULT_OPEN.length + message.length + RESULT_CLOSE.length);
+  line.set(RESULT_OPEN, 0);
+  line.set(message, RESULT_OPEN.length);
+  line.set(RESULT_CLOSE, RESULT_OPEN.length + message.length);
+  return line;
+}
+
+/** The error of a Connect end-stream message as a REST status body, or undefined on success. */
+function endStreamError(data: Uint8Array): { code: Code; body: ReturnType<typeof errorBody> } | undefined {
+  let parsed: {
+    error?: { code?: string; message?: string };
+    metadata?: Record<string, string[] | undefined>;
+  };
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(data)) as typeof parsed;
+  } catch {
+    return { code: Code.Internal, body: errorBody(Code.Internal, "malformed end of stream", undefined) };
+  }
+  if (!parsed.error) return undefined;
+  const code = CODE_BY_CONNECT_NAME[parsed.error.code ?? ""] ?? Code.Internal;
+  const reason = parsed.metadata?.["pm-error-reason"]?.[0];
+  return { code, body: errorBody(code, parsed.error.message ?? "request failed", reason) };
+}
+
+async function ndjsonFromConnectStream(res: Response): Promise<Response> {
+  if (!res.body || !(res.headers.get("content-type") ?? "").startsWith("application/connect+json")) {
+    // Connect refuses a malformed call with a plain HTTP error before streaming anything.
+    const body = (await res.json().catch(() => ({}))) as { code?: string; message?: string };
+    const code = CODE_BY_CONNECT_NAME[body.code ?? ""] ?? Code.Internal;
+    return restError(HTTP_STATUS_OF[code], code, body.message ?? "request failed");
+  }
+  const reader = createEnvelopeReadableStream(res.body).getReader();
+  const first = await reader.read();
+  if (first.done) return new Response("", { status: 200, headers: NDJSON });
+  if ((first.value.flags & endStreamFlag) === endStreamFlag) {
+    const err = endStreamError(first.value.data);
+    if (!err) return new Response("", { status: 200, headers: NDJSON });
+    return new Response(`${JSON.stringify({ error: err.body })}\n`, {
+      status: HTTP_STATUS_OF[err.code],
+      headers: NDJSON,
+    });
+  }
+  const firstLine = resultLine(first.value.data);
+  const out = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(firstLine);
+    },
+    async pull(controller) {
+      let next: ReadableStreamReadResult<{ flags: number; data: Uint8Array }>;
+      try {
+        next = await reader.read();
+      } catch {
+        // The inner call was cut off (the client left, the server is shutting down).
+        controller.close();
+        return;
+      }
+      if (next.done) {
+        controller.close();
+        return;
+      }
+      if ((next.value.flags & endStreamFlag) === endStreamFlag) {
+        const err = endStreamError(next.value.data);
+        if (err) controller.enqueue(encoder.encode(`${JSON.stringify({ error: err.body })}\n`));
+        controller.close();
+        return;
+      }
+      controller.enqueue(resultLine(next.value.data));
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
+  return new Response(out, { status: 200, headers: NDJSON });
 }

@@ -1,5 +1,5 @@
 import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
-import type { UseCaseDeps } from "@pm/domain";
+import type { StreamNotifier, UseCaseDeps } from "@pm/domain";
 import {
   AgentRegistryService,
   PayloadAdminService,
@@ -33,6 +33,10 @@ export interface RpcDeps {
   readonly auth: AuthConfig;
   readonly heartbeatIntervalMs: number;
   readonly newRequestId: () => string;
+  /** Wakes Subscribe feeds; default: one in-process notifier per `useCases` (rpc/stream-service.ts). */
+  readonly streamNotifier?: StreamNotifier | undefined;
+  /** Aborting it ends every Subscribe feed, so a graceful shutdown does not wait on subscribers. */
+  readonly streamShutdown?: AbortSignal | undefined;
 }
 
 export const SERVICES = [
@@ -111,6 +115,6 @@ export function registerServices(router: ConnectRouter, deps: RpcDeps): void {
   router.service(PayloadCatalogService, catalogService(uc));
   router.service(PayloadDataService, dataService(uc));
   router.service(PayloadAdminService, adminService(uc));
-  router.service(PayloadStreamService, streamService());
+  router.service(PayloadStreamService, streamService(deps));
   router.service(AgentRegistryService, agentRegistryService(uc, deps.heartbeatIntervalMs));
 }

@@ -34,7 +34,6 @@ import {
   type PayloadAdminService,
   type PayloadCatalogService,
   type PayloadDataService,
-  type PayloadStreamService,
 } from "@pm/rpc";
 import { requestOf } from "./context.ts";
 import {
@@ -53,7 +52,6 @@ import {
   tierToPb,
   timestampToMs,
   u64,
-  unimplemented,
 } from "./mapping.ts";
 
 export function catalogService(deps: UseCaseDeps): ServiceImpl<typeof PayloadCatalogService> {
@@ -318,26 +316,8 @@ export function adminService(deps: UseCaseDeps): ServiceImpl<typeof PayloadAdmin
   };
 }
 
-/** Streams arrive with the catalog-depth work; until then every RPC says so clearly. */
-export function streamService(): ServiceImpl<typeof PayloadStreamService> {
-  const no = (rpc: string) => async () => {
-    throw unimplemented(`PayloadStreamService.${rpc} (streams)`);
-  };
-  return {
-    createStream: no("CreateStream"),
-    deleteStream: no("DeleteStream"),
-    append: no("Append"),
-    read: no("Read"),
-    // biome-ignore lint/correctness/useYield: answers UNIMPLEMENTED before streaming anything
-    async *subscribe() {
-      throw unimplemented("PayloadStreamService.Subscribe (streams)");
-    },
-    commit: no("Commit"),
-    getCommitted: no("GetCommitted"),
-    getRange: no("GetRange"),
-    listStreams: no("ListStreams"),
-  };
-}
+/** PayloadStreamService lives in its own module; re-exported so the router wires it with the rest. */
+export { streamService } from "./stream-service.ts";
 
 function tierUsageFromPb(
   tiers: readonly {

@@ -6,15 +6,22 @@ import {
   type LineageEdge,
   type ListMetadataEventsQuery,
   type ListPayloadsQuery,
+  type ListStreamsQuery,
   type MetadataEvent,
+  type NewStream,
   type Payload,
   type PayloadId,
   type PayloadListItem,
   type PayloadMetadata,
   type Pin,
+  type ReadStreamQuery,
   type RetiredRegion,
   STORAGE_TIERS,
   type StorageTier,
+  type StreamEntry,
+  type StreamInfo,
+  type StreamKey,
+  type StreamRecord,
   type TierStats,
 } from "@pm/domain";
 import {
@@ -78,6 +85,62 @@ const LEASE_UPDATE = `UPDATE leases SET ${LEASE_COLUMNS.slice(1)
   .map((c) => `${c} = ?`)
   .join(", ")} WHERE id = ?`;
 const RETIRED_INSERT = `INSERT INTO retired_regions (${cols(RETIRED_COLUMNS)}) VALUES (${marks(RETIRED_COLUMNS.length)})`;
+
+// ---- stream rows -------------------------------------------------------------------------------
+//
+// The 0001 schema keys streams by (namespace, name). A stream is scoped by (tenant,
+// StreamID.namespace, name), so the `namespace` column holds the scope "<tenant>/<namespace>":
+// tenant names never contain "/" (config: [a-z0-9][a-z0-9_-]*), which keeps the split unambiguous,
+// and the UNIQUE (namespace, name) constraint then means exactly "one stream per key".
+
+const STREAM_COLUMNS =
+  "id, namespace, name, retention_max_entries, retention_max_age_sec, created_at, next_offset";
+const STREAM_SELECT = `SELECT ${STREAM_COLUMNS} FROM streams`;
+const ENTRY_COLUMNS = '"offset", payload_id, event_time, append_time, duration_ns, tags';
+
+function streamScope(key: StreamKey): string {
+  if (key.tenant.includes("/")) {
+    throw new Error(
+      `tenant namespace ${JSON.stringify(key.tenant)} contains "/", which stream scopes reserve`,
+    );
+  }
+  return `${key.tenant}/${key.namespace}`;
+}
+
+function streamFrom(r: Row): StreamRecord {
+  const scope = String(r.namespace);
+  const cut = scope.indexOf("/");
+  if (cut < 0) throw new Error(`catalog row of stream ${String(r.id)} has no tenant in its scope`);
+  return {
+    id: num(r.id),
+    key: { tenant: scope.slice(0, cut), namespace: scope.slice(cut + 1), name: String(r.name) },
+    retentionMaxEntries: r.retention_max_entries === null ? 0 : num(r.retention_max_entries),
+    retentionMaxAgeSec: r.retention_max_age_sec === null ? 0 : num(r.retention_max_age_sec),
+    createdAt: num(r.created_at),
+    nextOffset: num(r.next_offset),
+  };
+}
+
+function tagsFrom(v: unknown): Record<string, string> {
+  const parsed: unknown = typeof v === "string" ? JSON.parse(v) : v;
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new Error("catalog row holds stream tags that are not a JSON object");
+  }
+  const out: Record<string, string> = {};
+  for (const [k, value] of Object.entries(parsed)) out[k] = String(value);
+  return out;
+}
+
+function entryFrom(r: Row): StreamEntry {
+  return {
+    offset: num(r.offset),
+    payloadId: String(r.payload_id) as PayloadId,
+    eventTime: r.event_time === null || r.event_time === undefined ? undefined : num(r.event_time),
+    appendTime: num(r.append_time),
+    durationNs: num(r.duration_ns),
+    tags: tagsFrom(r.tags),
+  };
+}
 
 /**
  * The catalog's transaction operations in SQL, shared by the SQLite and Postgres adapters. Every
@@ -377,5 +440,177 @@ export class SqlCatalogTx implements CatalogTx {
 
   async deleteRetiredRegion(id: string): Promise<void> {
     await this.db.run("DELETE FROM retired_regions WHERE id = ?", [id]);
+  }
+
+  // ---- streams ---------------------------------------------------------------------------------
+
+  async createStream(n: NewStream): Promise<StreamRecord | undefined> {
+    const r = await this.one(
+      `INSERT INTO streams (namespace, name, retention_max_entries, retention_max_age_sec, created_at, next_offset)
+       VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (namespace, name) DO NOTHING RETURNING id`,
+      [streamScope(n.key), n.key.name, n.retentionMaxEntries, n.retentionMaxAgeSec, n.createdAt],
+    );
+    if (!r) return undefined;
+    return {
+      id: num(r.id),
+      key: { ...n.key },
+      retentionMaxEntries: n.retentionMaxEntries,
+      retentionMaxAgeSec: n.retentionMaxAgeSec,
+      createdAt: n.createdAt,
+      nextOffset: 0,
+    };
+  }
+
+  async getStream(key: StreamKey): Promise<StreamRecord | undefined> {
+    const r = await this.one(`${STREAM_SELECT} WHERE namespace = ? AND name = ?`, [
+      streamScope(key),
+      key.name,
+    ]);
+    return r && streamFrom(r);
+  }
+
+  async lockStream(key: StreamKey): Promise<StreamRecord | undefined> {
+    const r = await this.one(`${STREAM_SELECT} WHERE namespace = ? AND name = ?${this.dialect.forUpdate}`, [
+      streamScope(key),
+      key.name,
+    ]);
+    return r && streamFrom(r);
+  }
+
+  async deleteStream(key: StreamKey): Promise<boolean> {
+    // Entries and commits go with it (ON DELETE CASCADE).
+    return (
+      (await this.db.run("DELETE FROM streams WHERE namespace = ? AND name = ?", [
+        streamScope(key),
+        key.name,
+      ])) > 0
+    );
+  }
+
+  async appendStreamEntries(streamId: number, entries: readonly StreamEntry[]): Promise<void> {
+    const first = entries[0];
+    if (!first) return;
+    // Compare-and-set: an append that does not continue at next_offset (no lock held) fails
+    // loudly instead of leaving a gap or colliding on the primary key later.
+    const moved = await this.db.run("UPDATE streams SET next_offset = ? WHERE id = ? AND next_offset = ?", [
+      first.offset + entries.length,
+      streamId,
+      first.offset,
+    ]);
+    if (moved === 0) {
+      throw new Error(
+        `append to stream ${streamId} must continue at its next_offset, not ${first.offset}; lock the stream first`,
+      );
+    }
+    for (const [i, e] of entries.entries()) {
+      if (e.offset !== first.offset + i) throw new Error(`stream entries must have contiguous offsets`);
+      await this.db.run(
+        `INSERT INTO stream_entries (stream, ${ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        [
+          streamId,
+          e.offset,
+          e.payloadId,
+          e.eventTime ?? null,
+          e.appendTime,
+          e.durationNs,
+          JSON.stringify(e.tags),
+        ],
+      );
+    }
+  }
+
+  async readStreamEntries(q: ReadStreamQuery): Promise<StreamEntry[]> {
+    const where = ["stream = ?", '"offset" >= ?'];
+    const params: unknown[] = [q.streamId, q.fromOffset];
+    if (q.toOffset !== undefined) {
+      where.push('"offset" <= ?');
+      params.push(q.toOffset);
+    }
+    if (q.appendedSince !== undefined) {
+      where.push("append_time >= ?");
+      params.push(q.appendedSince);
+    }
+    const rows = await this.db.all(
+      `SELECT ${ENTRY_COLUMNS} FROM stream_entries WHERE ${where.join(" AND ")} ORDER BY "offset" LIMIT ?`,
+      [...params, q.limit],
+    );
+    return rows.map(entryFrom);
+  }
+
+  async firstStreamOffsetSince(streamId: number, appendedSince: number): Promise<number | undefined> {
+    // Walks the primary key from the oldest entry: retention at append finds its cut in a few rows.
+    const r = await this.one(
+      `SELECT "offset" FROM stream_entries WHERE stream = ? AND append_time >= ? ORDER BY "offset" LIMIT 1`,
+      [streamId, appendedSince],
+    );
+    return r ? num(r.offset) : undefined;
+  }
+
+  async trimStream(streamId: number, belowOffset: number): Promise<number> {
+    return this.db.run('DELETE FROM stream_entries WHERE stream = ? AND "offset" < ?', [
+      streamId,
+      belowOffset,
+    ]);
+  }
+
+  async putStreamCommit(streamId: number, consumerGroup: string, offset: number): Promise<void> {
+    await this.db.run(
+      `INSERT INTO stream_commits (stream, consumer_group, "offset") VALUES (?, ?, ?)
+       ON CONFLICT (stream, consumer_group) DO UPDATE SET "offset" = excluded."offset"`,
+      [streamId, consumerGroup, offset],
+    );
+  }
+
+  async getStreamCommit(streamId: number, consumerGroup: string): Promise<number | undefined> {
+    const r = await this.one('SELECT "offset" FROM stream_commits WHERE stream = ? AND consumer_group = ?', [
+      streamId,
+      consumerGroup,
+    ]);
+    return r ? num(r.offset) : undefined;
+  }
+
+  async listStreams(q: ListStreamsQuery): Promise<StreamInfo[]> {
+    // Exact scope for one namespace; otherwise every scope that starts with "<tenant>/" (substr,
+    // not LIKE: tenant names may contain "_", a LIKE wildcard).
+    const prefix = streamScope({ tenant: q.tenant, namespace: "", name: "" });
+    const scope =
+      q.namespace === undefined
+        ? { sql: "substr(s.namespace, 1, ?) = ?", params: [prefix.length, prefix] }
+        : {
+            sql: "s.namespace = ?",
+            params: [streamScope({ tenant: q.tenant, namespace: q.namespace, name: "" })],
+          };
+    // Retention drops only a prefix and appends only extend the end, so the retained entries are
+    // exactly MIN(offset)..next_offset-1: one index probe per stream instead of a COUNT.
+    const rows = await this.db.all(
+      `SELECT ${STREAM_COLUMNS.split(", ")
+        .map((c) => `s.${c}`)
+        .join(", ")},
+         (SELECT MIN(e."offset") FROM stream_entries e WHERE e.stream = s.id) AS first_offset
+       FROM streams s WHERE ${scope.sql} AND s.id > ? ORDER BY s.id LIMIT ?`,
+      [...scope.params, q.afterId, q.limit],
+    );
+    return rows.map((r) => {
+      const stream = streamFrom(r);
+      if (r.first_offset === null || r.first_offset === undefined) {
+        return { stream, firstOffset: 0, lastOffset: 0, entryCount: 0 };
+      }
+      const firstOffset = num(r.first_offset);
+      return {
+        stream,
+        firstOffset,
+        lastOffset: stream.nextOffset - 1,
+        entryCount: stream.nextOffset - firstOffset,
+      };
+    });
+  }
+
+  async streamsWithRetention(afterId: number, limit: number): Promise<StreamRecord[]> {
+    const rows = await this.db.all(
+      `${STREAM_SELECT} WHERE id > ? AND (retention_max_entries > 0 OR retention_max_age_sec > 0)
+       ORDER BY id LIMIT ?`,
+      [afterId, limit],
+    );
+    return rows.map(streamFrom);
   }
 }

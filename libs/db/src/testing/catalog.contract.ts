@@ -14,6 +14,8 @@ import {
   type Placement,
   type RetiredRegion,
   STORAGE_TIERS,
+  type StreamEntry,
+  type StreamKey,
 } from "@pm/domain";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
@@ -121,6 +123,28 @@ const byKey = (edges: readonly LineageEdge[]) =>
 const sorted = <T>(xs: readonly T[]) => [...xs].sort();
 const isPlainBytes = (b: Uint8Array) => Object.getPrototypeOf(b) === Uint8Array.prototype;
 const tick = () => new Promise<void>((r) => setImmediate(r));
+
+const streamKey = (name: string, namespace = "", tenant = "ns-a"): StreamKey => ({ tenant, namespace, name });
+const newStream = (key: StreamKey, retentionMaxEntries = 0, retentionMaxAgeSec = 0) => ({
+  key,
+  retentionMaxEntries,
+  retentionMaxAgeSec,
+  createdAt: NOW,
+});
+/** Entries numbered from `from`, appended at NOW + offset ms unless told otherwise. */
+const entries = (from: number, n: number, over: (o: number) => Partial<StreamEntry> = () => ({})) =>
+  Array.from(
+    { length: n },
+    (_, i): StreamEntry => ({
+      offset: from + i,
+      payloadId: id(100 + from + i),
+      eventTime: undefined,
+      appendTime: NOW + from + i,
+      durationNs: 0,
+      tags: {},
+      ...over(from + i),
+    }),
+  );
 
 /**
  * The behaviour every Catalog adapter must have, as one vitest suite. `makeCatalog` is called
@@ -718,6 +742,282 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
         await tx((t) => t.deleteRetiredRegion("r-1"));
         await tx((t) => t.deleteRetiredRegion("r-404"));
         expect((await tx((t) => t.listRetiredRegions(10))).map((r) => r.id)).toEqual(["r-2", "r-3"]);
+      });
+    });
+
+    describe("streams", () => {
+      const create = (key: StreamKey, maxEntries = 0, maxAgeSec = 0) =>
+        tx((t) => t.createStream(newStream(key, maxEntries, maxAgeSec)));
+      const append = (key: StreamKey, n: number, over?: (o: number) => Partial<StreamEntry>) =>
+        tx(async (t) => {
+          const s = await t.lockStream(key);
+          await t.appendStreamEntries(s!.id, entries(s!.nextOffset, n, over));
+        });
+      const readAll = (streamId: number) =>
+        tx((t) =>
+          t.readStreamEntries({
+            streamId,
+            fromOffset: 0,
+            toOffset: undefined,
+            appendedSince: undefined,
+            limit: 100_000,
+          }),
+        );
+
+      it("creates a stream once per (tenant, namespace, name) and reads it back", async () => {
+        const key = streamKey("cams/front", "");
+        const s = await create(key, 10, 3600);
+        expect(s).toEqual({
+          id: expect.any(Number),
+          key,
+          retentionMaxEntries: 10,
+          retentionMaxAgeSec: 3600,
+          createdAt: NOW,
+          nextOffset: 0,
+        });
+        expect(await tx((t) => t.getStream(key))).toEqual(s);
+        expect(await tx((t) => t.lockStream(key))).toEqual(s);
+        expect(await create(key)).toBeUndefined();
+        // The same name in another namespace or another tenant is another stream.
+        const others = [streamKey("cams/front", "prod"), streamKey("cams/front", "", "ns-b")];
+        for (const k of others) expect((await create(k))?.key).toEqual(k);
+        expect(await tx((t) => t.getStream(streamKey("cams/front", "", "ns-c")))).toBeUndefined();
+        expect(await tx((t) => t.getStream(streamKey("cams/back")))).toBeUndefined();
+        const ids = await Promise.all([key, ...others].map((k) => tx((t) => t.getStream(k))));
+        expect(new Set(ids.map((x) => x!.id)).size).toBe(3);
+      });
+
+      it("keeps names with unicode, slashes and quotes intact", async () => {
+        const key = streamKey(`a/b "c" ä ü 🎥 '; --`, "env/x_y", "t_1-2");
+        await create(key);
+        expect((await tx((t) => t.getStream(key)))?.key).toEqual(key);
+        expect(
+          (
+            await tx((t) => t.listStreams({ tenant: "t_1-2", namespace: undefined, afterId: 0, limit: 10 }))
+          ).map((i) => i.stream.key),
+        ).toEqual([key]);
+      });
+
+      it("appends entries with every field round-tripped and advances nextOffset", async () => {
+        const key = streamKey("s");
+        const s = (await create(key))!;
+        const first = entries(0, 3, (o) => ({
+          eventTime: o === 1 ? undefined : NOW - 5_000 + o,
+          durationNs: o === 2 ? Number.MAX_SAFE_INTEGER : 33_333_333,
+          tags: o === 0 ? {} : { camera: "front", "ä ü": '🎥 "x"', n: String(o) },
+        }));
+        await tx(async (t) => {
+          await t.lockStream(key);
+          await t.appendStreamEntries(s.id, first);
+        });
+        expect((await tx((t) => t.getStream(key)))!.nextOffset).toBe(3);
+        expect(await readAll(s.id)).toStrictEqual(first);
+        await append(key, 2);
+        expect((await readAll(s.id)).map((e) => e.offset)).toEqual([0, 1, 2, 3, 4]);
+        expect((await tx((t) => t.getStream(key)))!.nextOffset).toBe(5);
+      });
+
+      it("refuses entries that do not continue at nextOffset, changing nothing", async () => {
+        const key = streamKey("s");
+        const s = (await create(key))!;
+        await append(key, 2);
+        for (const bad of [entries(1, 2), entries(3, 1), entries(0, 1)]) {
+          await expect(tx((t) => t.appendStreamEntries(s.id, bad))).rejects.toThrow();
+        }
+        expect((await readAll(s.id)).map((e) => e.offset)).toEqual([0, 1]);
+        expect((await tx((t) => t.getStream(key)))!.nextOffset).toBe(2);
+      });
+
+      it("reads from an offset, up to an inclusive end, with a limit and an append-time filter", async () => {
+        const key = streamKey("s");
+        const s = (await create(key))!;
+        await append(key, 10);
+        const read = (fromOffset: number, toOffset?: number, appendedSince?: number, limit = 100) =>
+          tx((t) => t.readStreamEntries({ streamId: s.id, fromOffset, toOffset, appendedSince, limit })).then(
+            (es) => es.map((e) => e.offset),
+          );
+        expect(await read(0)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        expect(await read(7)).toEqual([7, 8, 9]);
+        expect(await read(10)).toEqual([]);
+        expect(await read(2, 4)).toEqual([2, 3, 4]);
+        expect(await read(4, 4)).toEqual([4]);
+        expect(await read(0, undefined, undefined, 3)).toEqual([0, 1, 2]);
+        expect(await read(0, undefined, NOW + 6)).toEqual([6, 7, 8, 9]);
+        expect(await read(0, 8, NOW + 6, 2)).toEqual([6, 7]);
+        const other = (await create(streamKey("other")))!;
+        expect(
+          await tx((t) =>
+            t.readStreamEntries({
+              streamId: other.id,
+              fromOffset: 0,
+              toOffset: undefined,
+              appendedSince: undefined,
+              limit: 10,
+            }),
+          ),
+        ).toEqual([]);
+      });
+
+      it("trims the oldest entries and finds the first entry appended since an instant", async () => {
+        const key = streamKey("s");
+        const s = (await create(key))!;
+        await append(key, 6);
+        expect(await tx((t) => t.firstStreamOffsetSince(s.id, NOW + 3))).toBe(3);
+        expect(await tx((t) => t.firstStreamOffsetSince(s.id, 0))).toBe(0);
+        expect(await tx((t) => t.firstStreamOffsetSince(s.id, NOW + 6))).toBeUndefined();
+        expect(await tx((t) => t.trimStream(s.id, 4))).toBe(4);
+        expect(await tx((t) => t.trimStream(s.id, 4))).toBe(0);
+        expect((await readAll(s.id)).map((e) => e.offset)).toEqual([4, 5]);
+        expect(await tx((t) => t.firstStreamOffsetSince(s.id, 0))).toBe(4);
+        // Offsets are never reused: the next append continues after the trimmed ones.
+        await append(key, 1);
+        expect((await readAll(s.id)).map((e) => e.offset)).toEqual([4, 5, 6]);
+      });
+
+      it("stores, replaces and reads consumer-group checkpoints per stream", async () => {
+        const a = (await create(streamKey("a")))!;
+        const b = (await create(streamKey("b")))!;
+        expect(await tx((t) => t.getStreamCommit(a.id, "g"))).toBeUndefined();
+        await tx((t) => t.putStreamCommit(a.id, "g", 5));
+        await tx((t) => t.putStreamCommit(a.id, "h ä", 0));
+        expect(await tx((t) => t.getStreamCommit(a.id, "g"))).toBe(5);
+        await tx((t) => t.putStreamCommit(a.id, "g", 2));
+        expect(await tx((t) => t.getStreamCommit(a.id, "g"))).toBe(2);
+        expect(await tx((t) => t.getStreamCommit(a.id, "h ä"))).toBe(0);
+        expect(await tx((t) => t.getStreamCommit(b.id, "g"))).toBeUndefined();
+      });
+
+      it("deletes a stream with its entries and checkpoints; a re-created one starts clean", async () => {
+        const key = streamKey("s");
+        const old = (await create(key))!;
+        await append(key, 3);
+        await tx((t) => t.putStreamCommit(old.id, "g", 1));
+        const kept = (await create(streamKey("kept")))!;
+        await append(streamKey("kept"), 2);
+        expect(await tx((t) => t.deleteStream(key))).toBe(true);
+        expect(await tx((t) => t.deleteStream(key))).toBe(false);
+        expect(await tx((t) => t.getStream(key))).toBeUndefined();
+        expect(await readAll(old.id)).toEqual([]);
+        expect(await tx((t) => t.getStreamCommit(old.id, "g"))).toBeUndefined();
+        const again = (await create(key))!;
+        expect(again.id).not.toBe(old.id);
+        expect(again.nextOffset).toBe(0);
+        expect(await readAll(again.id)).toEqual([]);
+        expect(await tx((t) => t.getStreamCommit(again.id, "g"))).toBeUndefined();
+        expect((await readAll(kept.id)).map((e) => e.offset)).toEqual([0, 1]);
+      });
+
+      it("lists a tenant's streams in creation order with extents, by namespace, in pages", async () => {
+        const names = ["a", "b", "c", "d"];
+        for (const n of names) await create(streamKey(n, n === "c" ? "prod" : ""));
+        await create(streamKey("x", "", "ns-b"));
+        await create(streamKey("y", "", "ns-a_")); // a tenant whose name extends ns-a's
+        await append(streamKey("b"), 5);
+        await append(streamKey("d"), 3);
+        const d = (await tx((t) => t.getStream(streamKey("d"))))!;
+        await tx((t) => t.trimStream(d.id, 3)); // everything retention-trimmed
+        const b = (await tx((t) => t.getStream(streamKey("b"))))!;
+        await tx((t) => t.trimStream(b.id, 2));
+        const list = (namespace: string | undefined, afterId = 0, limit = 10, tenant = "ns-a") =>
+          tx((t) => t.listStreams({ tenant, namespace, afterId, limit }));
+
+        const all = await list(undefined);
+        expect(all.map((i) => i.stream.key.name)).toEqual(names);
+        expect(all.map((i) => [i.firstOffset, i.lastOffset, i.entryCount])).toEqual([
+          [0, 0, 0],
+          [2, 4, 3],
+          [0, 0, 0],
+          [0, 0, 0],
+        ]);
+        expect(all[1]!.stream.nextOffset).toBe(5);
+        expect(all[3]!.stream.nextOffset).toBe(3);
+        expect((await list("")).map((i) => i.stream.key.name)).toEqual(["a", "b", "d"]);
+        expect((await list("prod")).map((i) => i.stream.key.name)).toEqual(["c"]);
+        expect(await list("nope")).toEqual([]);
+        expect((await list(undefined, 0, 10, "ns-b")).map((i) => i.stream.key.name)).toEqual(["x"]);
+        expect(await list(undefined, 0, 10, "ns-z")).toEqual([]);
+
+        const page1 = await list(undefined, 0, 2);
+        const page2 = await list(undefined, page1[1]!.stream.id, 2);
+        const page3 = await list(undefined, page2[1]!.stream.id, 2);
+        expect([...page1, ...page2].map((i) => i.stream.key.name)).toEqual(names);
+        expect(page3).toEqual([]);
+      });
+
+      it("finds the streams that have a retention limit, in pages", async () => {
+        await create(streamKey("none"));
+        const e = (await create(streamKey("entries"), 5))!;
+        const a = (await create(streamKey("age", "", "ns-b"), 0, 60))!;
+        const both = (await create(streamKey("both"), 1, 1))!;
+        expect((await tx((t) => t.streamsWithRetention(0, 10))).map((s) => s.id)).toEqual([
+          e.id,
+          a.id,
+          both.id,
+        ]);
+        expect((await tx((t) => t.streamsWithRetention(e.id, 1))).map((s) => s.key)).toEqual([a.key]);
+        expect(await tx((t) => t.streamsWithRetention(both.id, 10))).toEqual([]);
+      });
+
+      it("rolls back an append together with the rest of its transaction", async () => {
+        const key = streamKey("s");
+        const s = (await create(key))!;
+        await append(key, 1);
+        await expect(
+          tx(async (t) => {
+            await t.lockStream(key);
+            await t.appendStreamEntries(s.id, entries(1, 2));
+            await t.putStreamCommit(s.id, "g", 2);
+            throw new Error("boom");
+          }),
+        ).rejects.toThrow("boom");
+        expect((await tx((t) => t.getStream(key)))!.nextOffset).toBe(1);
+        expect((await readAll(s.id)).map((e) => e.offset)).toEqual([0]);
+        expect(await tx((t) => t.getStreamCommit(s.id, "g"))).toBeUndefined();
+      });
+
+      it("gives 8 concurrent appenders x 50 appends of 1-3 items offsets 0..N-1, each exactly once", async () => {
+        const key = streamKey("hot");
+        const s = (await create(key))!;
+        const appenders = 8;
+        const rounds = 50;
+        const sizeOf = (w: number, r: number) => ((w * 7 + r) % 3) + 1;
+        // Each item's payload id says who appended it (appender, round, item) so order can be checked.
+        const tag = (w: number, r: number, i: number) => id(1_000_000 + w * 10_000 + r * 10 + i);
+        const results = await Promise.all(
+          Array.from({ length: appenders }, async (_, w) => {
+            const got: number[] = [];
+            for (let r = 0; r < rounds; r++) {
+              const n = sizeOf(w, r);
+              got.push(
+                await tx(async (t) => {
+                  const locked = await t.lockStream(key);
+                  await tick(); // let every other appender reach its lock here
+                  const from = locked!.nextOffset;
+                  await t.appendStreamEntries(
+                    locked!.id,
+                    entries(from, n, (o) => ({ payloadId: tag(w, r, o - from) })),
+                  );
+                  return from;
+                }),
+              );
+            }
+            return got;
+          }),
+        );
+        const total = Array.from({ length: appenders }, (_, w) =>
+          Array.from({ length: rounds }, (_, r) => sizeOf(w, r)).reduce((a, b) => a + b, 0),
+        ).reduce((a, b) => a + b, 0);
+        const all = await readAll(s.id);
+        expect(all.map((e) => e.offset)).toEqual(Array.from({ length: total }, (_, i) => i));
+        expect((await tx((t) => t.getStream(key)))!.nextOffset).toBe(total);
+        // Each append's items sit together, in order, at the offsets that append was given.
+        const byOffset = new Map(all.map((e) => [e.offset, e.payloadId]));
+        results.forEach((froms, w) => {
+          froms.forEach((from, r) => {
+            for (let i = 0; i < sizeOf(w, r); i++) expect(byOffset.get(from + i)).toBe(tag(w, r, i));
+          });
+        });
+        expect(new Set(results.flat()).size).toBe(appenders * rounds);
       });
     });
 

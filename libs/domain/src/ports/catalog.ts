@@ -9,6 +9,7 @@ import type { LeaseId, PayloadId } from "../model/ids.ts";
 import type { Lease, Pin } from "../model/lease.ts";
 import type { Payload, PayloadState } from "../model/payload.ts";
 import type { Placement } from "../model/placement.ts";
+import type { StreamEntry, StreamInfo, StreamKey, StreamRecord } from "../model/stream.ts";
 import type { StorageTier } from "../model/tier.ts";
 
 /** Keyset cursor for newest-first listing: (createdAt, id) of the last row of the previous page. */
@@ -48,6 +49,34 @@ export interface RetiredRegion {
   readonly version: number;
   readonly placement: Placement;
   readonly retiredAt: number;
+}
+
+/** A stream to create; it starts empty with `nextOffset` 0. */
+export interface NewStream {
+  readonly key: StreamKey;
+  readonly retentionMaxEntries: number;
+  readonly retentionMaxAgeSec: number;
+  readonly createdAt: number;
+}
+
+export interface ReadStreamQuery {
+  readonly streamId: number;
+  /** First offset to return. */
+  readonly fromOffset: number;
+  /** Last offset to return, inclusive; undefined = no upper bound. */
+  readonly toOffset: number | undefined;
+  /** Only entries appended at or after this instant; undefined = no time filter. */
+  readonly appendedSince: number | undefined;
+  readonly limit: number;
+}
+
+export interface ListStreamsQuery {
+  readonly tenant: string;
+  /** Only this `StreamID.namespace`; undefined = every namespace of the tenant. */
+  readonly namespace: string | undefined;
+  /** Keyset cursor: only streams whose surrogate id is greater. */
+  readonly afterId: number;
+  readonly limit: number;
 }
 
 /**
@@ -108,6 +137,36 @@ export interface CatalogTx {
   addRetiredRegion(r: RetiredRegion): Promise<void>;
   listRetiredRegions(limit: number): Promise<RetiredRegion[]>;
   deleteRetiredRegion(id: string): Promise<void>;
+
+  /** Inserts an empty stream; returns undefined (and changes nothing) when its key is taken. */
+  createStream(s: NewStream): Promise<StreamRecord | undefined>;
+  getStream(key: StreamKey): Promise<StreamRecord | undefined>;
+  /**
+   * Reads the stream and row-locks it to the end of the transaction, like `lockPayload`: appends,
+   * commits and the delete of one stream are serialised across every API replica.
+   */
+  lockStream(key: StreamKey): Promise<StreamRecord | undefined>;
+  /** Removes the stream with all its entries and commits; returns whether it existed. */
+  deleteStream(key: StreamKey): Promise<boolean>;
+  /**
+   * Inserts entries whose offsets run contiguously from the stream's `nextOffset`, and moves
+   * `nextOffset` past the last. The caller holds `lockStream`; entries that do not start at
+   * `nextOffset` are a bug and throw.
+   */
+  appendStreamEntries(streamId: number, entries: readonly StreamEntry[]): Promise<void>;
+  /** Entries in offset order. */
+  readStreamEntries(q: ReadStreamQuery): Promise<StreamEntry[]>;
+  /** Offset of the oldest entry appended at or after `appendedSince`, if any. */
+  firstStreamOffsetSince(streamId: number, appendedSince: number): Promise<number | undefined>;
+  /** Drops every entry with an offset below `belowOffset` (retention); returns how many. */
+  trimStream(streamId: number, belowOffset: number): Promise<number>;
+  /** Stores (or replaces) a consumer group's checkpoint. */
+  putStreamCommit(streamId: number, consumerGroup: string, offset: number): Promise<void>;
+  getStreamCommit(streamId: number, consumerGroup: string): Promise<number | undefined>;
+  /** A tenant's streams with their extents, in creation (surrogate id) order. */
+  listStreams(q: ListStreamsQuery): Promise<StreamInfo[]>;
+  /** Streams that have a retention limit, in id order after `afterId`, for the retention sweep. */
+  streamsWithRetention(afterId: number, limit: number): Promise<StreamRecord[]>;
 }
 
 /** The catalog: the one source of truth, shared by every API and worker replica. */

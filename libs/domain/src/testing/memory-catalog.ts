@@ -8,13 +8,23 @@ import type {
 import type { LeaseId, PayloadId } from "../model/ids.ts";
 import type { Lease, Pin } from "../model/lease.ts";
 import type { Payload } from "../model/payload.ts";
+import {
+  type StreamEntry,
+  type StreamInfo,
+  type StreamKey,
+  type StreamRecord,
+  streamKeyString,
+} from "../model/stream.ts";
 import { STORAGE_TIERS, type StorageTier } from "../model/tier.ts";
 import type {
   Catalog,
   CatalogTx,
   ListMetadataEventsQuery,
   ListPayloadsQuery,
+  ListStreamsQuery,
+  NewStream,
   PayloadListItem,
+  ReadStreamQuery,
   RetiredRegion,
 } from "../ports/catalog.ts";
 
@@ -28,6 +38,14 @@ interface State {
   agents: Map<string, AgentRecord>;
   retired: Map<string, RetiredRegion>;
   seq: number;
+  /** Streams by surrogate id, and the id of each key. */
+  streams: Map<number, StreamRecord>;
+  streamIds: Map<string, number>;
+  /** Entries of each stream in offset order; arrays are replaced, never mutated, on write. */
+  streamEntries: Map<number, readonly StreamEntry[]>;
+  /** Checkpoints by `<stream id>|<consumer group>`. */
+  streamCommits: Map<string, number>;
+  streamSeq: number;
 }
 
 const copyState = (s: State): State => ({
@@ -40,7 +58,14 @@ const copyState = (s: State): State => ({
   agents: new Map(s.agents),
   retired: new Map(s.retired),
   seq: s.seq,
+  streams: new Map(s.streams),
+  streamIds: new Map(s.streamIds),
+  streamEntries: new Map(s.streamEntries),
+  streamCommits: new Map(s.streamCommits),
+  streamSeq: s.streamSeq,
 });
+
+const commitKey = (streamId: number, group: string) => `${streamId}|${group}`;
 
 const edgeKey = (e: LineageEdge) => `${e.parent}|${e.child}|${e.operation}|${e.role}`;
 
@@ -60,6 +85,11 @@ export class MemoryCatalog implements Catalog {
     agents: new Map(),
     retired: new Map(),
     seq: 0,
+    streams: new Map(),
+    streamIds: new Map(),
+    streamEntries: new Map(),
+    streamCommits: new Map(),
+    streamSeq: 0,
   };
   private tail: Promise<unknown> = Promise.resolve();
 
@@ -262,5 +292,108 @@ class MemoryTx implements CatalogTx {
   }
   async deleteRetiredRegion(id: string) {
     this.s.retired.delete(id);
+  }
+
+  async createStream(n: NewStream) {
+    const k = streamKeyString(n.key);
+    if (this.s.streamIds.has(k)) return undefined;
+    this.s.streamSeq += 1;
+    const record: StreamRecord = {
+      id: this.s.streamSeq,
+      key: { ...n.key },
+      retentionMaxEntries: n.retentionMaxEntries,
+      retentionMaxAgeSec: n.retentionMaxAgeSec,
+      createdAt: n.createdAt,
+      nextOffset: 0,
+    };
+    this.s.streams.set(record.id, record);
+    this.s.streamIds.set(k, record.id);
+    this.s.streamEntries.set(record.id, []);
+    return record;
+  }
+  async getStream(key: StreamKey) {
+    const id = this.s.streamIds.get(streamKeyString(key));
+    return id === undefined ? undefined : this.s.streams.get(id);
+  }
+  async lockStream(key: StreamKey) {
+    return this.getStream(key);
+  }
+  async deleteStream(key: StreamKey) {
+    const k = streamKeyString(key);
+    const id = this.s.streamIds.get(k);
+    if (id === undefined) return false;
+    this.s.streamIds.delete(k);
+    this.s.streams.delete(id);
+    this.s.streamEntries.delete(id);
+    const prefix = `${id}|`;
+    for (const c of this.s.streamCommits.keys()) if (c.startsWith(prefix)) this.s.streamCommits.delete(c);
+    return true;
+  }
+  async appendStreamEntries(streamId: number, entries: readonly StreamEntry[]) {
+    const stream = this.s.streams.get(streamId);
+    if (!stream) throw new Error(`append to missing stream ${streamId}`);
+    const first = entries[0];
+    if (!first) return;
+    if (first.offset !== stream.nextOffset || entries.some((e, i) => e.offset !== first.offset + i)) {
+      throw new Error(
+        `append to stream ${streamId} must continue at offset ${stream.nextOffset}; lock the stream first`,
+      );
+    }
+    this.s.streamEntries.set(streamId, [...(this.s.streamEntries.get(streamId) ?? []), ...entries]);
+    this.s.streams.set(streamId, { ...stream, nextOffset: first.offset + entries.length });
+  }
+  async readStreamEntries(q: ReadStreamQuery) {
+    return (this.s.streamEntries.get(q.streamId) ?? [])
+      .filter(
+        (e) =>
+          e.offset >= q.fromOffset &&
+          (q.toOffset === undefined || e.offset <= q.toOffset) &&
+          (q.appendedSince === undefined || e.appendTime >= q.appendedSince),
+      )
+      .slice(0, q.limit);
+  }
+  async firstStreamOffsetSince(streamId: number, appendedSince: number) {
+    return (this.s.streamEntries.get(streamId) ?? []).find((e) => e.appendTime >= appendedSince)?.offset;
+  }
+  async trimStream(streamId: number, belowOffset: number) {
+    const entries = this.s.streamEntries.get(streamId) ?? [];
+    const kept = entries.filter((e) => e.offset >= belowOffset);
+    if (kept.length !== entries.length) this.s.streamEntries.set(streamId, kept);
+    return entries.length - kept.length;
+  }
+  async putStreamCommit(streamId: number, consumerGroup: string, offset: number) {
+    if (!this.s.streams.has(streamId)) throw new Error(`commit on missing stream ${streamId}`);
+    this.s.streamCommits.set(commitKey(streamId, consumerGroup), offset);
+  }
+  async getStreamCommit(streamId: number, consumerGroup: string) {
+    return this.s.streamCommits.get(commitKey(streamId, consumerGroup));
+  }
+  async listStreams(q: ListStreamsQuery): Promise<StreamInfo[]> {
+    return [...this.s.streams.values()]
+      .filter(
+        (s) =>
+          s.key.tenant === q.tenant &&
+          (q.namespace === undefined || s.key.namespace === q.namespace) &&
+          s.id > q.afterId,
+      )
+      .sort((a, b) => a.id - b.id)
+      .slice(0, q.limit)
+      .map((stream) => {
+        const entries = this.s.streamEntries.get(stream.id) ?? [];
+        const first = entries[0];
+        const last = entries[entries.length - 1];
+        return {
+          stream,
+          firstOffset: first?.offset ?? 0,
+          lastOffset: last?.offset ?? 0,
+          entryCount: entries.length,
+        };
+      });
+  }
+  async streamsWithRetention(afterId: number, limit: number) {
+    return [...this.s.streams.values()]
+      .filter((s) => s.id > afterId && (s.retentionMaxEntries > 0 || s.retentionMaxAgeSec > 0))
+      .sort((a, b) => a.id - b.id)
+      .slice(0, limit);
   }
 }
