@@ -20,6 +20,7 @@ import type { ApiConfig } from "./config.ts";
 import type { Logger } from "./logger.ts";
 import { PromMetrics } from "./node/prom-metrics.ts";
 import { listen, type RunningServers } from "./node/servers.ts";
+import { InProcessStreamNotifier } from "./streams/in-process-stream-notifier.ts";
 
 export interface ApiHandle extends RunningServers {
   readonly deps: UseCaseDeps;
@@ -81,6 +82,7 @@ export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}):
     },
   };
   const metrics = new PromMetrics();
+  const streamFeeds = new AbortController();
   const rpcDeps = {
     useCases: deps,
     log,
@@ -88,6 +90,8 @@ export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}):
     auth: config.auth,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     newRequestId: randomUUID,
+    streamNotifier: new InProcessStreamNotifier(),
+    streamShutdown: streamFeeds.signal,
   };
   const app = createApp({
     ...rpcDeps,
@@ -114,6 +118,7 @@ export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}):
     ...servers,
     deps,
     async close() {
+      streamFeeds.abort(); // live Subscribe feeds end, so the listeners can drain
       await servers.close();
       await catalog.close();
       s3?.destroy();
