@@ -75,7 +75,7 @@ describe("API over Connect, Connect binary and gRPC-Web", () => {
     );
     expect(await codeOf(c.catalog.commitPayload({}))).toBe(Code.InvalidArgument);
     expect(await codeOf(c.catalog.listPayloads({ pageToken: "garbage" }))).toBe(Code.InvalidArgument);
-    expect(await codeOf(c.stream.listStreams({}))).toBe(Code.Unimplemented);
+    expect(await codeOf(c.stream.listStreams({ pageToken: "garbage" }))).toBe(Code.InvalidArgument);
     const list = await c.catalog.listPayloads({});
     expect(list.totalCount).toBe(0);
     expect(t.allocator.regions.size).toBe(0);

@@ -95,7 +95,7 @@ describe("REST per the google.api.http mapping", () => {
       ["/v1/nothing-here", undefined, 404, "NOT_FOUND"],
       ["/elsewhere", undefined, 404, "NOT_FOUND"],
       ["/v1/payloads", { method: "PATCH" }, 405, "UNIMPLEMENTED"],
-      ["/v1/streams", json({ stream: { name: "s" } }), 501, "UNIMPLEMENTED"],
+      ["/v1/streams", json({ stream: { name: "" } }), 400, "INVALID_ARGUMENT"],
       [
         "/v1/payloads",
         json({ sizeBytes: "1", preferredTier: "TIER_DISK", pad: "x".repeat(100_000) }),
