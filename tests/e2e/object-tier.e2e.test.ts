@@ -6,6 +6,8 @@ import { join } from "node:path";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { fromJsonString } from "@bufbuild/protobuf";
 import { createPayloadClient, idBytes, type PayloadClient } from "@pm/client";
+// Until @pm/client/node exports the object helpers, import them from their file.
+import { getObject, putObject } from "@pm/client/node";
 import { uuidFromBytes } from "@pm/domain";
 import { createS3Client, sidecarKeyOf } from "@pm/objects";
 import { objectSize, testObjectStore, testObjectStoreEnv } from "@pm/objects/testing";
@@ -18,8 +20,6 @@ import {
   Tier,
 } from "@pm/rpc";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-// Until @pm/client/node exports the object helpers, import them from their file.
-import { getObject, putObject } from "../../libs/client/src/node/objects.ts";
 import { type RunningSystem, removeDataDir, runNode, startSystem } from "../support/system.ts";
 
 const MIB = 1024 * 1024;

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { isValidKeyPrefix } from "@pm/objects";
+import { OBJECT_STORE_ENV, ObjectStoreConfigSchema } from "@pm/objects";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 
@@ -48,35 +48,8 @@ export const ApiConfigSchema = z
           .default(64 * 1024 ** 3),
       })
       .prefault({}),
-    /**
-     * The object tier (S3-compatible store). When set, OBJECT allocations get presigned PUT URLs,
-     * reads of object payloads presigned GET URLs, and spills to OBJECT run on tier agents with
-     * the same bucket. The API itself only presigns and HEADs: no object bytes pass through it.
-     */
-    objectStore: z
-      .object({
-        /** S3 endpoint URL; absent = AWS S3 for the region. */
-        endpoint: z.string().url().optional(),
-        region: z.string().min(1).default("us-east-1"),
-        bucket: z.string().min(3).max(63),
-        accessKeyId: z.string().min(1),
-        secretAccessKey: z.string().min(1),
-        forcePathStyle: z.boolean().default(false),
-        /** Key prefix of payload objects (`<prefix><uuid>`); path segments ending in "/". */
-        keyPrefix: z
-          .string()
-          .refine(isValidKeyPrefix, 'must be empty or path segments of [A-Za-z0-9._-] ending in "/"')
-          .default("payloads/"),
-        /** Longest validity of a presigned URL; a lease's URL also ends with the lease. */
-        urlTtlMs: z
-          .number()
-          .int()
-          .min(1_000)
-          .max(7 * 24 * 3_600_000)
-          .default(15 * 60_000),
-      })
-      .strict()
-      .optional(),
+    /** The object tier (see @pm/objects ObjectStoreConfigSchema); absent = no OBJECT tier. */
+    objectStore: ObjectStoreConfigSchema.optional(),
   })
   .strict()
   .refine((c) => c.leases.defaultMs <= c.leases.maxMs, {
@@ -106,12 +79,12 @@ const ENV: Record<string, { path: string[]; kind: "string" | "number" | "bool" |
   PM_ALLOCATION_TIMEOUT_MS: { path: ["allocationTimeoutMs"], kind: "number" },
   PM_AUTH_TOKENS: { path: ["auth", "tokens"], kind: "tokens" },
   PM_AGENT_TOKEN: { path: ["auth", "agentToken"], kind: "string" },
-  PM_S3_ENDPOINT: { path: ["objectStore", "endpoint"], kind: "string" },
-  PM_S3_REGION: { path: ["objectStore", "region"], kind: "string" },
-  PM_S3_BUCKET: { path: ["objectStore", "bucket"], kind: "string" },
-  PM_S3_ACCESS_KEY_ID: { path: ["objectStore", "accessKeyId"], kind: "string" },
-  PM_S3_SECRET_ACCESS_KEY: { path: ["objectStore", "secretAccessKey"], kind: "string" },
-  PM_S3_FORCE_PATH_STYLE: { path: ["objectStore", "forcePathStyle"], kind: "bool" },
+  ...Object.fromEntries(
+    Object.entries(OBJECT_STORE_ENV).map(([name, v]) => [
+      name,
+      { path: ["objectStore", v.key], kind: v.kind },
+    ]),
+  ),
 };
 
 function setIn(obj: Record<string, unknown>, path: string[], value: unknown) {

@@ -2,18 +2,9 @@ import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { createConnectTransport } from "@connectrpc/connect-web";
-import { AgentRegionAllocator } from "@pm/agents";
 import { openCatalog } from "@pm/db";
-import {
-  DEFAULT_DOMAIN_CONFIG,
-  DomainError,
-  isAgentLive,
-  type JobQueue,
-  type ObjectPresigner,
-  type RegionAllocator,
-  type UseCaseDeps,
-} from "@pm/domain";
-import { createS3Client, ObjectRegionAllocator, S3ObjectPresigner, TieredRegionAllocator } from "@pm/objects";
+import { DEFAULT_DOMAIN_CONFIG, DomainError, isAgentLive, type JobQueue, type UseCaseDeps } from "@pm/domain";
+import { createRegionAllocation } from "@pm/objects";
 import pino from "pino";
 import { createApp } from "./app.ts";
 import type { ApiConfig } from "./config.ts";
@@ -42,24 +33,16 @@ export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}):
   mkdirSync(resolve(config.dataDir), { recursive: true, mode: 0o700 });
   const catalog = await openCatalog(config.catalogUrl);
   const clock = { now: () => Date.now() };
-  const agents = new AgentRegionAllocator({
+  // Agents hold GPU/RAM/DISK bytes; with an object store, OBJECT placements live there (the API
+  // only presigns and HEADs; agents move the bytes).
+  const regions = createRegionAllocation({
     catalog,
     clock,
     agentTtlMs: config.agentTtlMs,
     transportFor: (endpoint) => createConnectTransport({ baseUrl: endpoint }),
+    objectStore: config.objectStore,
   });
-  // With an object store, OBJECT placements live there (the API presigns; agents move the bytes).
-  let allocator: RegionAllocator = agents;
-  let presigner: ObjectPresigner | undefined;
-  const os = config.objectStore;
-  const s3 = os ? createS3Client({ ...os, endpoint: os.endpoint ?? "" }) : undefined;
-  if (os && s3) {
-    presigner = new S3ObjectPresigner(s3, { now: clock.now });
-    allocator = new TieredRegionAllocator({
-      agents,
-      objects: new ObjectRegionAllocator(s3, { bucket: os.bucket, keyPrefix: os.keyPrefix }),
-    });
-  }
+  const { allocator, presigner } = regions;
   const jobs: JobQueue = overrides.jobs ?? {
     async enqueue(job) {
       log.warn({ job }, "no job queue configured; the job was dropped");
@@ -74,7 +57,7 @@ export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}):
     presigner,
     config: {
       ...DEFAULT_DOMAIN_CONFIG,
-      objectUrlTtlMs: os?.urlTtlMs ?? DEFAULT_DOMAIN_CONFIG.objectUrlTtlMs,
+      objectUrlTtlMs: config.objectStore?.urlTtlMs ?? DEFAULT_DOMAIN_CONFIG.objectUrlTtlMs,
       defaultLeaseMs: config.leases.defaultMs,
       maxLeaseMs: config.leases.maxMs,
       allocationTimeoutMs: config.allocationTimeoutMs,
@@ -111,7 +94,12 @@ export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}):
   });
   const servers = await listen(app, rpcDeps, config);
   log.info(
-    { http: servers.httpUrl, grpc: servers.grpcUrl, catalog: config.catalogUrl, objectBucket: os?.bucket },
+    {
+      http: servers.httpUrl,
+      grpc: servers.grpcUrl,
+      catalog: config.catalogUrl,
+      objectBucket: config.objectStore?.bucket,
+    },
     "payload-manager API listening",
   );
   return {
@@ -121,7 +109,7 @@ export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}):
       streamFeeds.abort(); // live Subscribe feeds end, so the listeners can drain
       await servers.close();
       await catalog.close();
-      s3?.destroy();
+      regions.close();
     },
   };
 }

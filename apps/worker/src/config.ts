@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parseCatalogUrl } from "@pm/db";
 import { isDomainError } from "@pm/domain";
+import { OBJECT_STORE_ENV, ObjectStoreConfigSchema } from "@pm/objects";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 
@@ -55,6 +56,8 @@ export const WorkerConfigSchema = z
     allocationTimeoutMs: positiveMs.default(600_000),
     /** Must match the API's: agents silent for longer are not considered by pressure tiering. */
     agentTtlMs: positiveMs.default(15_000),
+    /** The object tier, as the API has it: the worker frees objects and has agents move bytes. */
+    objectStore: ObjectStoreConfigSchema.optional(),
   })
   .strict();
 
@@ -69,7 +72,9 @@ export class WorkerConfigError extends Error {
 }
 
 /** Environment overrides: variable → path in the `worker:` section. */
-export const WORKER_ENV: Readonly<Record<string, { path: readonly string[]; kind: "string" | "number" }>> = {
+export const WORKER_ENV: Readonly<
+  Record<string, { path: readonly string[]; kind: "string" | "number" | "bool" }>
+> = {
   PM_REDIS_URL: { path: ["redisUrl"], kind: "string" },
   PM_CATALOG_URL: { path: ["catalogUrl"], kind: "string" },
   PM_LOG_LEVEL: { path: ["logLevel"], kind: "string" },
@@ -83,6 +88,12 @@ export const WORKER_ENV: Readonly<Record<string, { path: readonly string[]; kind
   PM_WORKER_METRICS_PORT: { path: ["metrics", "port"], kind: "number" },
   PM_ALLOCATION_TIMEOUT_MS: { path: ["allocationTimeoutMs"], kind: "number" },
   PM_AGENT_TTL_MS: { path: ["agentTtlMs"], kind: "number" },
+  ...Object.fromEntries(
+    Object.entries(OBJECT_STORE_ENV).map(([name, v]) => [
+      name,
+      { path: ["objectStore", v.key], kind: v.kind },
+    ]),
+  ),
 };
 
 function setIn(obj: Record<string, unknown>, path: readonly string[], value: unknown) {
@@ -128,6 +139,8 @@ export function loadWorkerConfig(
       const n = Number(v);
       if (!Number.isFinite(n)) problems.push(`${name}=${v} is not a number`);
       else setIn(raw, spec.path, n);
+    } else if (spec.kind === "bool") {
+      setIn(raw, spec.path, v === "true" || v === "1");
     } else {
       setIn(raw, spec.path, v);
     }

@@ -2,7 +2,6 @@ import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { createConnectTransport } from "@connectrpc/connect-web";
-import { AgentRegionAllocator } from "@pm/agents";
 import { openCatalog, parseCatalogUrl } from "@pm/db";
 import {
   type Catalog,
@@ -11,6 +10,7 @@ import {
   type RegionAllocator,
   type UseCaseDeps,
 } from "@pm/domain";
+import { createRegionAllocation } from "@pm/objects";
 import { BullJobQueue, BullWorkerHost, type JobLog, redactRedisUrl } from "@pm/queue";
 import pino from "pino";
 import type { WorkerConfig } from "./config.ts";
@@ -61,21 +61,21 @@ export async function startWorker(
     commandTimeoutMs: config.queue.commandTimeoutMs,
     log,
   });
-  const allocator =
-    overrides.allocator ??
-    new AgentRegionAllocator({
-      catalog,
-      clock,
-      agentTtlMs: config.agentTtlMs,
-      transportFor: (endpoint) => createConnectTransport({ baseUrl: endpoint }),
-    });
+  const regions = createRegionAllocation({
+    catalog,
+    clock,
+    agentTtlMs: config.agentTtlMs,
+    transportFor: (endpoint) => createConnectTransport({ baseUrl: endpoint }),
+    objectStore: config.objectStore,
+  });
+  const allocator = overrides.allocator ?? regions.allocator;
   const deps: UseCaseDeps = {
     catalog,
     allocator,
     jobs: queue,
     clock,
     ids: { newId: () => randomUUID() },
-    presigner: undefined,
+    presigner: regions.presigner,
     config: {
       ...DEFAULT_DOMAIN_CONFIG,
       allocationTimeoutMs: config.allocationTimeoutMs,
@@ -86,6 +86,7 @@ export async function startWorker(
   metrics.watchQueue(() => queue.depth());
   const release = async () => {
     await queue.close();
+    regions.close();
     if (ownsCatalog) await catalog.close();
   };
 

@@ -11,6 +11,12 @@ export {
   type ObjectTarget,
 } from "./object-region-allocator.ts";
 export {
+  OBJECT_STORE_ENV,
+  ObjectStoreConfigSchema,
+  type ObjectStoreSettings,
+} from "./object-store-config.ts";
+export { createRegionAllocation, type RegionAllocation } from "./region-allocation.ts";
+export {
   createS3Client,
   describeS3Error,
   isS3NotFound,

@@ -11,4 +11,13 @@ export {
   read,
 } from "./data-plane.ts";
 export { type GpuRegion, openGpu, putGpu, readGpuToHost } from "./gpu.ts";
+export {
+  type GetObjectOptions,
+  getObject,
+  getObjectStream,
+  type ObjectStream,
+  type PutObjectOptions,
+  type PutObjectResult,
+  putObject,
+} from "./objects.ts";
 export { mapDescriptor } from "./regions.ts";
