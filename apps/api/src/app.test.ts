@@ -122,6 +122,19 @@ describe("API over Connect, Connect binary and gRPC-Web", () => {
     expect((await a.catalog.listPayloads({})).totalCount).toBe(1);
   });
 
+  it("maps errors raised while a server stream is read, and counts the stream by its final code", async () => {
+    t = makeTestApp();
+    const c = t.clients();
+    const read = async () => {
+      for await (const _ of c.stream.subscribe({ stream: { namespace: "ns", name: "missing" } })) {
+        // no entries expected
+      }
+    };
+    expect(await codeOf(read())).toBe(Code.NotFound);
+    const text = await (await t.fetch("http://api.test/metrics")).text();
+    expect(text).toMatch(/method="Subscribe",code="NOT_FOUND",transport="connect"\} 1/);
+  });
+
   it("serves health, readiness and metrics with request counts by code", async () => {
     t = makeTestApp();
     expect((await t.fetch("http://api.test/healthz")).status).toBe(200);

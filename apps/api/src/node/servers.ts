@@ -42,6 +42,11 @@ export async function listen(app: Hono, deps: RpcDeps, opts: ListenOptions): Pro
     if (ct.startsWith("application/grpc") && !ct.startsWith("application/grpc-web")) grpc(req, res);
     else honoListener(req, res);
   });
+  const sessions = new Set<http2.Http2Session>();
+  h2.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
   h1.listen(opts.httpPort, opts.host);
   h2.listen(opts.grpcPort, opts.host);
   await Promise.all([once(h1, "listening"), once(h2, "listening")]);
@@ -53,11 +58,19 @@ export async function listen(app: Hono, deps: RpcDeps, opts: ListenOptions): Pro
     httpUrl: url(h1),
     grpcUrl: url(h2),
     async close() {
+      // Stop accepting, then let in-flight calls finish: HTTP/1.1 connections are closed as soon as
+      // they go idle (re-checked until the server has closed), HTTP/2 sessions are told to finish
+      // their open streams and accept no new ones.
+      const h1Closed = new Promise<void>((r) => h1.close(() => r()));
+      const h2Closed = new Promise<void>((r) => h2.close(() => r()));
+      for (const session of sessions) session.close();
       h1.closeIdleConnections();
-      await Promise.all([
-        new Promise<void>((r) => h1.close(() => r())),
-        new Promise<void>((r) => h2.close(() => r())),
-      ]);
+      const idle = setInterval(() => h1.closeIdleConnections(), 50);
+      try {
+        await Promise.all([h1Closed, h2Closed]);
+      } finally {
+        clearInterval(idle);
+      }
     },
   };
 }

@@ -68,6 +68,12 @@ export function interceptors(deps: RpcDeps): Interceptor[] {
       const requestId = req.header.get("x-request-id") || deps.newRequestId();
       const transport = transportOf(req.header.get("content-type"), req.header);
       let code = "OK";
+      let streaming = false;
+      const observeCall = (c: string) =>
+        deps.metrics.observeRequest(
+          { service: req.service.typeName, method: req.method.name, code: c, transport },
+          (performance.now() - started) / 1000,
+        );
       try {
         const bearer = /^Bearer\s+(.+)$/i.exec(req.header.get("authorization") ?? "")?.[1];
         const isRegistry = req.service.typeName === AgentRegistryService.typeName;
@@ -94,16 +100,33 @@ export function interceptors(deps: RpcDeps): Interceptor[] {
           namespace = ns;
         }
         req.contextValues.set(kRequest, { namespace, requestId });
-        return await next(req);
+        const res = await next(req);
+        if (!res.stream) return res;
+        // A server stream fails while it is being read, after this call returned: map those errors
+        // too, and measure the stream when it ends.
+        streaming = true;
+        const observe = (c: string) => observeCall(c);
+        return {
+          ...res,
+          message: (async function* () {
+            let end = "OK";
+            try {
+              yield* res.message;
+            } catch (e) {
+              const err = toConnectError(e, deps.log, requestId);
+              end = codeName(err.code);
+              throw err;
+            } finally {
+              observe(end);
+            }
+          })(),
+        };
       } catch (e) {
         const err = toConnectError(e, deps.log, requestId);
         code = codeName(err.code);
         throw err;
       } finally {
-        deps.metrics.observeRequest(
-          { service: req.service.typeName, method: req.method.name, code, transport },
-          (performance.now() - started) / 1000,
-        );
+        if (!streaming) observeCall(code);
       }
     },
   ];
