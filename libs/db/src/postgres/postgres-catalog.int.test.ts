@@ -288,6 +288,32 @@ describe("PostgresCatalog", () => {
     expect(await catalog.transaction((t) => t.getPayload(pid(1)))).toBeDefined();
   });
 
+  it("has the server end a transaction left idle past idleInTransactionTimeoutMs, freeing its locks", async () => {
+    const schema = newSchema();
+    const stalled = await track(
+      PostgresCatalog.open({
+        url: `${URL}?idle_in_transaction_timeout_ms=300`,
+        schema,
+        onPoolError: () => {},
+      }),
+    );
+    const other = await track(PostgresCatalog.open({ url: URL, schema, statementTimeoutMs: 5_000 }));
+    await other.transaction((t) => t.insertPayload(payload(1)));
+    const err = await rejection(
+      stalled.transaction(async (t) => {
+        await t.lockPayload(pid(1));
+        // A replica that stops mid-transaction (a pause, a partition) must not keep the row locked.
+        await new Promise((r) => setTimeout(r, 800));
+        await t.getPayload(pid(1));
+      }),
+    );
+    expectUnavailable(err, /idle inside a transaction longer than 300 ms/);
+    const started = Date.now();
+    expect(await other.transaction((t) => t.lockPayload(pid(1)))).toBeDefined();
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(await stalled.transaction((t) => t.getPayload(pid(1)))).toBeDefined();
+  });
+
   it("refuses a CatalogTx used after its transaction ended", async () => {
     const catalog = await track(open());
     let leaked: CatalogTx | undefined;

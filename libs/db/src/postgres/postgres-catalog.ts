@@ -10,6 +10,7 @@ import {
   describeUrl,
   isSerializationConflict,
   type PgErrorContext,
+  pgCode,
   pgUnavailable,
 } from "./postgres-errors.ts";
 import { splitPostgresUrl } from "./postgres-url.ts";
@@ -17,8 +18,9 @@ import { splitPostgresUrl } from "./postgres-url.ts";
 export interface PostgresCatalogOptions {
   /**
    * `postgres://user:password@host:port/database`. Query parameters `pool_size`,
-   * `statement_timeout` (ms), `connect_timeout_ms`, `idle_timeout_ms`, `max_retries`, `schema` and
-   * `prepared_statements` set the options of the same meaning that are not given explicitly.
+   * `statement_timeout` (ms), `connect_timeout_ms`, `idle_timeout_ms`,
+   * `idle_in_transaction_timeout_ms`, `max_retries`, `schema` and `prepared_statements` set the
+   * options of the same meaning that are not given explicitly.
    */
   readonly url: string;
   /**
@@ -34,6 +36,12 @@ export interface PostgresCatalogOptions {
   readonly connectTimeoutMs?: number;
   /** Idle connections are closed after this long (default 30 000 ms). */
   readonly idleTimeoutMs?: number;
+  /**
+   * The server ends a session that sits inside an open transaction for this long (default
+   * 60 000 ms; 0 = never), so a stalled or partitioned replica cannot hold row locks for ever.
+   * Catalog transactions never wait on anything outside the database, so this only fires on faults.
+   */
+  readonly idleInTransactionTimeoutMs?: number;
   /** Apply pending migrations at open (default true); off where `payload-manager migrate` runs them. */
   readonly migrate?: boolean;
   /** Where the NNNN_name.sql files are; default: the ones shipped in libs/db/migrations/postgres. */
@@ -113,8 +121,11 @@ function poolConfig(o: PostgresCatalogOptions, max: number): pg.PoolConfig {
     connectionTimeoutMillis: o.connectTimeoutMs ?? 5_000,
     idleTimeoutMillis: o.idleTimeoutMs ?? 30_000,
     statement_timeout: o.statementTimeoutMs ?? 30_000,
+    idle_in_transaction_session_timeout: o.idleInTransactionTimeoutMs ?? 60_000,
     application_name: o.applicationName ?? "payload-manager",
     keepAlive: true,
+    // Notice a vanished server (failover, a dropped network path) in seconds, not the OS's hours.
+    keepAliveInitialDelayMillis: 10_000,
     types: TYPES,
   };
   if (o.schema !== undefined) config.options = `-c search_path=${o.schema}`;
@@ -126,6 +137,7 @@ function errorContext(o: PostgresCatalogOptions): PgErrorContext {
     where: describeUrl(o.url),
     statementTimeoutMs: o.statementTimeoutMs ?? 30_000,
     connectTimeoutMs: o.connectTimeoutMs ?? 5_000,
+    idleInTransactionTimeoutMs: o.idleInTransactionTimeoutMs ?? 60_000,
   };
 }
 
@@ -177,7 +189,7 @@ export class PostgresCatalog implements Catalog {
       // that would crash the process. Remember it so the connection is discarded, not reused.
       let fault: Error | undefined;
       const onError = (err: Error) => {
-        fault = err;
+        fault ??= err;
       };
       client.on("error", onError);
       const exec = new PgExecutor(client, this.named, this.ctx);
@@ -195,7 +207,10 @@ export class PostgresCatalog implements Catalog {
         } catch {
           discard = true;
         }
-        const cause = e instanceof DomainError && e.cause !== undefined ? e.cause : e;
+        // When the server said why it ended the session (idle-in-transaction timeout, shutdown),
+        // that explains the failed statement better than the driver's "not queryable" after it.
+        const said = fault !== undefined && /^[0-9A-Z]{5}$/.test(pgCode(fault)) ? fault : undefined;
+        const cause = said ?? (e instanceof DomainError && e.cause !== undefined ? e.cause : e);
         if (isSerializationConflict(cause) && attempt < this.maxRetries) {
           await sleep(Math.round((2 ** attempt * 5 + Math.random() * 10) * (attempt + 1)));
           continue;

@@ -45,6 +45,7 @@ export interface PgErrorContext {
   readonly where: string;
   readonly statementTimeoutMs: number;
   readonly connectTimeoutMs: number;
+  readonly idleInTransactionTimeoutMs?: number;
 }
 
 /**
@@ -68,6 +69,11 @@ export function pgUnavailable(e: unknown, ctx: PgErrorContext): DomainError | un
   if (code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03") {
     return unavailable(
       `the connection to the Postgres catalog at ${ctx.where} was lost or refused (${code}: ${detail}); the server may be restarting or failing over, retry shortly`,
+    );
+  }
+  if (code === "25P03") {
+    return unavailable(
+      `the Postgres catalog at ${ctx.where} ended a transaction of this process that sat idle inside a transaction longer than ${ctx.idleInTransactionTimeoutMs ?? "idle_in_transaction_session_timeout"} ms and released its locks; retry, and if it recurs look for what stalls this process mid-request (CPU starvation, long GC pauses)`,
     );
   }
   if (code === "57014") {

@@ -12,7 +12,7 @@ describe("splitPostgresUrl", () => {
   it("takes the catalog's settings off and keeps the driver's parameters", () => {
     expect(
       splitPostgresUrl(
-        "postgres://u:p@h/db?sslmode=require&pool_size=4&statement_timeout=2500&connect_timeout_ms=800&idle_timeout_ms=0&max_retries=2&schema=pm_a&prepared_statements=false&application_name=x",
+        "postgres://u:p@h/db?sslmode=require&pool_size=4&statement_timeout=2500&connect_timeout_ms=800&idle_timeout_ms=0&idle_in_transaction_timeout_ms=9000&max_retries=2&schema=pm_a&prepared_statements=false&application_name=x",
       ),
     ).toEqual({
       url: "postgres://u:p@h/db?sslmode=require&application_name=x",
@@ -21,6 +21,7 @@ describe("splitPostgresUrl", () => {
         statementTimeoutMs: 2500,
         connectTimeoutMs: 800,
         idleTimeoutMs: 0,
+        idleInTransactionTimeoutMs: 9000,
         maxRetries: 2,
         schema: "pm_a",
         preparedStatements: false,

@@ -6,6 +6,7 @@ export interface PostgresUrlSettings {
   readonly statementTimeoutMs?: number;
   readonly connectTimeoutMs?: number;
   readonly idleTimeoutMs?: number;
+  readonly idleInTransactionTimeoutMs?: number;
   readonly maxRetries?: number;
   readonly schema?: string;
   readonly preparedStatements?: boolean;
@@ -43,6 +44,7 @@ const PARAMETERS: Record<string, Parser> = {
   statement_timeout: integer("statementTimeoutMs", 0),
   connect_timeout_ms: integer("connectTimeoutMs", 1),
   idle_timeout_ms: integer("idleTimeoutMs", 0),
+  idle_in_transaction_timeout_ms: integer("idleInTransactionTimeoutMs", 0),
   max_retries: integer("maxRetries", 0),
   schema: (value) => ({ schema: value }),
   prepared_statements: (value, name) => {
@@ -57,7 +59,8 @@ const PARAMETERS: Record<string, Parser> = {
 
 /**
  * Splits the catalog's own settings (`pool_size`, `statement_timeout`, `connect_timeout_ms`,
- * `idle_timeout_ms`, `max_retries`, `schema`, `prepared_statements`) off a Postgres URL, so a
+ * `idle_timeout_ms`, `idle_in_transaction_timeout_ms`, `max_retries`, `schema`,
+ * `prepared_statements`) off a Postgres URL, so a
  * deployment can size each replica's pool through PM_CATALOG_URL alone. Returns the URL without
  * them (everything else, e.g. `sslmode`, goes to the driver unchanged).
  */
