@@ -1,21 +1,66 @@
 // Control-plane benchmark: Allocate+Commit and AcquireReadLease+ReleaseLease over Connect on
-// loopback against the real API and tier agent (SQLite catalog, the embedded default), next to a
-// same-run baseline: a trivial Hono route (/healthz) on the same server through the same HTTP client.
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+// loopback against the real API and tier agent, next to a same-run baseline.
+//   SQLite (the embedded default): baseline is a trivial Hono route (/healthz) on the same server
+//   through the same HTTP client.
+//   Postgres (PM_BENCH=control-plane-postgres): a fresh database; baseline is pgbench's simple-update
+//   transaction (`pgbench -N`) on that database, at 1 and 16 clients.
+import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadConfig, startApi } from "@pm/api";
-import { createPayloadClient } from "@pm/client";
+import { type ApiHandle, loadConfig, startApi } from "@pm/api";
+import { createPayloadClient, type PayloadClient } from "@pm/client";
 import { Tier } from "@pm/rpc";
 import { loadAgentConfig, startAgent } from "@pm/tier-agent";
-import { closedLoop, fmt, type LoadResult, table } from "./lib/stats.ts";
+import pg from "pg";
+import { closedLoop, fmt, type LoadResult, percentile, table } from "./lib/stats.ts";
 
 const SECONDS = Number(process.env.PM_BENCH_SECONDS ?? 3);
+const PGBENCH_SECONDS = Number(process.env.PM_BENCH_PGBENCH_SECONDS ?? 10);
+const WARMUP_SECONDS = Number(process.env.PM_BENCH_WARMUP_SECONDS ?? 2);
 const silent = { info() {}, warn() {}, error() {}, debug() {} };
 
-export async function controlPlaneBench(catalogUrl?: string): Promise<void> {
+/** The Postgres server benchmarks create their databases on. */
+export const BENCH_SERVER_URL =
+  process.env.PM_BENCH_DATABASE_URL ??
+  process.env.PM_TEST_DATABASE_URL ??
+  "postgres://postgres@127.0.0.1:5432/test";
+
+export interface BenchDatabase {
+  readonly name: string;
+  readonly url: string;
+  drop(): Promise<void>;
+}
+
+/** A fresh database `<prefix>_<random>` on the bench server; drop() removes it. */
+export async function freshDatabase(prefix: string): Promise<BenchDatabase> {
+  const name = `${prefix}_${randomBytes(4).toString("hex")}`;
+  const admin = async (sql: string) => {
+    const c = new pg.Client({ connectionString: BENCH_SERVER_URL });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  await admin(`CREATE DATABASE ${name}`);
+  const u = new URL(BENCH_SERVER_URL);
+  u.pathname = `/${name}`;
+  return { name, url: u.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
+
+export interface ControlPlane {
+  readonly api: ApiHandle;
+  readonly client: PayloadClient;
+  close(): Promise<void>;
+}
+
+/** The API and one tier agent in this process, silent, on ephemeral ports; resolves once the agent registered. */
+export async function startControlPlane(catalogUrl?: string): Promise<ControlPlane> {
   const dir = mkdtempSync(join(tmpdir(), "pm-bench-cp-"));
-  const prefix = `pmbench-${process.pid}-`;
+  const prefix = `pmbench-${process.pid}-${randomBytes(3).toString("hex")}-`;
   const env = {
     PM_HTTP_PORT: "0",
     PM_GRPC_PORT: "0",
@@ -37,18 +82,34 @@ export async function controlPlaneBench(catalogUrl?: string): Promise<void> {
     { log: silent },
   );
   await waitForAgent(api.httpUrl);
-  const client = createPayloadClient({ baseUrl: api.httpUrl });
+  return {
+    api,
+    client: createPayloadClient({ baseUrl: api.httpUrl }),
+    async close() {
+      await agent.close();
+      await api.close();
+      for (const f of readdirSync("/dev/shm"))
+        if (f.startsWith(prefix)) rmSync(join("/dev/shm", f), { force: true });
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+interface Cell {
+  readonly name: string;
+  readonly concurrency: number;
+  readonly result: LoadResult;
+}
+
+/** Allocate+Commit pairs and AcquireReadLease+ReleaseLease pairs at 1 and 16 clients. */
+async function measurePairs(cp: ControlPlane, baseline?: (concurrency: number) => Promise<LoadResult>) {
+  const { client } = cp;
   const { payloadDescriptor: d } = await client.catalog.allocatePayload({
     sizeBytes: 4096n,
     preferredTier: Tier.RAM,
   });
   await client.catalog.commitPayload({ id: d!.payloadId });
   const created: { value: Uint8Array }[] = [];
-
-  const baselineOp = async () => {
-    const res = await fetch(`${api.httpUrl}/healthz`);
-    await res.arrayBuffer();
-  };
   const allocCommit = async () => {
     const a = await client.catalog.allocatePayload({ sizeBytes: 4096n, preferredTier: Tier.RAM });
     await client.catalog.commitPayload({ id: a.payloadDescriptor!.payloadId });
@@ -58,27 +119,49 @@ export async function controlPlaneBench(catalogUrl?: string): Promise<void> {
     const l = await client.data.acquireReadLease({ id: d!.payloadId });
     await client.data.releaseLease({ leaseId: l.leaseId });
   };
-
-  const rows: (string | number)[][] = [];
+  // Warm up first: the first seconds of each path run interpreted and compile on the side, which
+  // would be measured as part of the 1-client cells otherwise.
+  await closedLoop(allocCommit, 4, WARMUP_SECONDS);
+  await closedLoop(leasePair, 4, WARMUP_SECONDS);
+  for (const id of created.splice(0)) await client.catalog.delete({ id, force: true }).catch(() => undefined);
+  const cells: Cell[] = [];
+  const baselines = new Map<number, LoadResult>();
   for (const concurrency of [1, 16]) {
-    const base = await closedLoop(baselineOp, concurrency, SECONDS);
+    if (baseline) baselines.set(concurrency, await baseline(concurrency));
     for (const [name, op] of [
       ["Allocate+Commit", allocCommit],
       ["AcquireReadLease+ReleaseLease", leasePair],
     ] as const) {
-      const r: LoadResult = await closedLoop(op, concurrency, SECONDS);
-      // Each pair is two RPCs; the baseline is one request, so compare calls per second.
-      rows.push([
-        name,
-        String(concurrency),
-        r.opsPerSec,
-        r.p50Ms,
-        r.p99Ms,
-        base.opsPerSec,
-        `${fmt((2 * r.opsPerSec) / base.opsPerSec)}x`,
-      ]);
+      cells.push({ name, concurrency, result: await closedLoop(op, concurrency, SECONDS) });
       for (const id of created.splice(0))
         await client.catalog.delete({ id, force: true }).catch(() => undefined);
+    }
+  }
+  return { cells, baselines };
+}
+
+/** The embedded default: SQLite catalog, baseline GET /healthz on the same server. */
+export async function controlPlaneBench(catalogUrl?: string): Promise<void> {
+  const cp = await startControlPlane(catalogUrl);
+  const healthz = async () => {
+    const res = await fetch(`${cp.api.httpUrl}/healthz`);
+    await res.arrayBuffer();
+  };
+  const { cells, baselines } = await measurePairs(cp, (c) => closedLoop(healthz, c, SECONDS));
+  const rows: (string | number)[][] = [];
+  for (const concurrency of [1, 16]) {
+    const base = baselines.get(concurrency)!;
+    for (const c of cells.filter((x) => x.concurrency === concurrency)) {
+      // Each pair is two RPCs; the baseline is one request, so compare calls per second.
+      rows.push([
+        c.name,
+        String(concurrency),
+        c.result.opsPerSec,
+        c.result.p50Ms,
+        c.result.p99Ms,
+        base.opsPerSec,
+        `${fmt((2 * c.result.opsPerSec) / base.opsPerSec)}x`,
+      ]);
     }
     rows.push([
       "baseline GET /healthz",
@@ -95,11 +178,135 @@ export async function controlPlaneBench(catalogUrl?: string): Promise<void> {
     ["operation", "clients", "pairs/s", "p50 ms", "p99 ms", "baseline req/s", "calls/s ÷ baseline"],
     rows,
   );
-  await agent.close();
-  await api.close();
-  for (const f of readdirSync("/dev/shm"))
-    if (f.startsWith(prefix)) rmSync(join("/dev/shm", f), { force: true });
-  rmSync(dir, { recursive: true, force: true });
+  await cp.close();
+}
+
+/** pgbench's simple-update transaction (-N) on `url`: TPS and per-transaction latency percentiles. */
+export function pgbench(url: string, clients: number, seconds: number): LoadResult {
+  const u = new URL(url);
+  const conn = ["-h", u.hostname, "-p", u.port || "5432", "-U", decodeURIComponent(u.username || "postgres")];
+  const db = u.pathname.slice(1);
+  const logDir = mkdtempSync(join(tmpdir(), "pm-pgbench-"));
+  try {
+    const args = [
+      ...conn,
+      "-N",
+      "-c",
+      String(clients),
+      "-j",
+      String(Math.min(2, clients)),
+      "-T",
+      String(seconds),
+      "-l",
+      "--log-prefix",
+      join(logDir, "tx"),
+      db,
+    ];
+    const r = spawnSync("pgbench", args, { encoding: "utf8", cwd: logDir });
+    if (r.status !== 0) throw new Error(`pgbench ${args.join(" ")} failed: ${r.error ?? ""}${r.stderr}`);
+    const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(r.stdout)?.[1]);
+    // Per-transaction log lines: client_id transaction_no latency_us script_no epoch_s epoch_us.
+    const lat: number[] = [];
+    for (const f of readdirSync(logDir)) {
+      for (const line of readFileSync(join(logDir, f), "utf8").split("\n")) {
+        const us = Number(line.split(" ")[2]);
+        if (Number.isFinite(us) && line !== "") lat.push(us / 1000);
+      }
+    }
+    lat.sort((a, b) => a - b);
+    return {
+      ops: lat.length,
+      seconds,
+      opsPerSec: tps,
+      p50Ms: percentile(lat, 50),
+      p99Ms: percentile(lat, 99),
+    };
+  } finally {
+    rmSync(logDir, { recursive: true, force: true });
+  }
+}
+
+/** Initialises pgbench's tables (scale 1) in `url`'s database. */
+export function pgbenchInit(url: string): void {
+  const u = new URL(url);
+  const r = spawnSync(
+    "pgbench",
+    [
+      "-h",
+      u.hostname,
+      "-p",
+      u.port || "5432",
+      "-U",
+      u.username || "postgres",
+      "-i",
+      "-q",
+      "-s",
+      "1",
+      u.pathname.slice(1),
+    ],
+    { encoding: "utf8" },
+  );
+  if (r.status !== 0) throw new Error(`pgbench -i failed: ${r.error ?? ""}${r.stderr}`);
+}
+
+export function hasPgbench(): boolean {
+  return spawnSync("pgbench", ["--version"]).status === 0;
+}
+
+/**
+ * Postgres production path: the API on a fresh database, and pgbench -N on the same database in
+ * the same run as the yardstick. A pair is two API calls = two catalog transactions (plus the
+ * RPCs); a pgbench -N transaction is one. Targets: lease pairs ≥ 0.5×, allocate+commit ≥ 0.3× of
+ * pgbench TPS at 16 clients.
+ */
+export async function controlPlanePostgresBench(): Promise<void> {
+  if (!hasPgbench()) {
+    console.log(
+      "\ncontrol-plane-postgres: skipped, pgbench is not installed (apt-get install postgresql-client)",
+    );
+    return;
+  }
+  const db = await freshDatabase("pm_bench_cp");
+  try {
+    pgbenchInit(db.url);
+    const cp = await startControlPlane(db.url);
+    try {
+      const { cells, baselines } = await measurePairs(cp, async (c) => pgbench(db.url, c, PGBENCH_SECONDS));
+      const rows: (string | number)[][] = [];
+      for (const concurrency of [1, 16]) {
+        const base = baselines.get(concurrency)!;
+        for (const c of cells.filter((x) => x.concurrency === concurrency)) {
+          rows.push([
+            c.name,
+            String(concurrency),
+            c.result.opsPerSec,
+            c.result.p50Ms,
+            c.result.p99Ms,
+            base.opsPerSec,
+            `${fmt(c.result.opsPerSec / base.opsPerSec)}x`,
+          ]);
+        }
+        rows.push([
+          `baseline pgbench -N -c ${concurrency}`,
+          String(concurrency),
+          base.opsPerSec,
+          base.p50Ms,
+          base.p99Ms,
+          base.opsPerSec,
+          "1.00x",
+        ]);
+      }
+      table(
+        `Control plane on Postgres (fresh database ${db.name}, ${SECONDS}s per cell; pgbench -N -j 2 -T ${PGBENCH_SECONDS} on the same database in the same run; targets at 16 clients: lease pairs ≥ 0.5x, allocate+commit ≥ 0.3x)`,
+        ["operation", "clients", "pairs/s", "p50 ms", "p99 ms", "pgbench TPS", "pairs/s ÷ TPS"],
+        rows,
+      );
+    } finally {
+      await cp.close();
+    }
+  } finally {
+    await db.drop();
+  }
 }
 
 async function waitForAgent(url: string): Promise<void> {
