@@ -3,4 +3,12 @@ export {
   AgentRegionAllocator,
   type AgentRegionAllocatorOptions,
 } from "./agent-region-allocator.ts";
-export { locationFromRegion, placementFromRegion, regionOf, TIER_TO_PB, tierOfPb } from "./region-mapping.ts";
+export {
+  type LocationPb,
+  locationFromRegion,
+  locationToPb,
+  placementFromRegion,
+  regionOf,
+  TIER_TO_PB,
+  tierOfPb,
+} from "./region-mapping.ts";

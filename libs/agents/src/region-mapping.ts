@@ -1,7 +1,15 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Location, Placement, StorageTier } from "@pm/domain";
-import { type Region, RegionSchema, Tier } from "@pm/rpc";
+import {
+  DiskLocationSchema,
+  GpuLocationSchema,
+  ObjectLocationSchema,
+  RamLocationSchema,
+  type Region,
+  RegionSchema,
+  Tier,
+} from "@pm/rpc";
 
 const TIER_OF: Record<number, StorageTier> = {
   [Tier.GPU]: "GPU",
@@ -48,63 +56,69 @@ export function placementFromRegion(r: Region, agentId: string, host: string): P
   };
 }
 
-/** A region message for a location (used by agents to answer). */
-export function regionOf(payloadId: Uint8Array, tier: StorageTier, sizeBytes: number, l: Location): Region {
-  const length = BigInt(sizeBytes);
-  let location: Region["location"];
+/** The `location` oneof shared by descriptors and agent regions (core.v1 location messages). */
+export type LocationPb = Region["location"];
+
+/**
+ * The wire form of a location. `url`/`urlExpiresAtMs` fill an object location's presigned URL
+ * (descriptors); agents leave them empty.
+ */
+export function locationToPb(
+  l: Location,
+  lengthBytes: number,
+  url = "",
+  urlExpiresAtMs?: number,
+): LocationPb {
+  const length = BigInt(lengthBytes);
   switch (l.kind) {
     case "ram":
-      location = {
+      return {
         case: "ram",
-        value: {
-          $typeName: "payload.manager.core.v1.RamLocation",
+        value: create(RamLocationSchema, {
           shmName: l.shmName,
           slabId: 0,
           blockIndex: 0n,
           lengthBytes: length,
-        },
+        }),
       };
-      break;
     case "disk":
-      location = {
+      return {
         case: "disk",
-        value: {
-          $typeName: "payload.manager.core.v1.DiskLocation",
+        value: create(DiskLocationSchema, {
           path: l.path,
           offsetBytes: BigInt(l.offsetBytes),
           lengthBytes: length,
-        },
+        }),
       };
-      break;
     case "gpu":
-      location = {
+      return {
         case: "gpu",
-        value: {
-          $typeName: "payload.manager.core.v1.GpuLocation",
+        value: create(GpuLocationSchema, {
           deviceId: l.deviceId,
           ipcHandle: l.ipcHandle,
           lengthBytes: length,
-        },
+        }),
       };
-      break;
     case "object":
-      location = {
+      return {
         case: "object",
-        value: {
-          $typeName: "payload.manager.core.v1.ObjectLocation",
+        value: create(ObjectLocationSchema, {
           bucket: l.bucket,
           key: l.key,
-          url: "",
-          urlExpiresAt: timestampFromMs(0),
+          url,
+          urlExpiresAt: urlExpiresAtMs === undefined ? undefined : timestampFromMs(urlExpiresAtMs),
           lengthBytes: length,
-        },
+        }),
       };
-      break;
   }
+}
+
+/** A region message for a location (used by agents to answer). */
+export function regionOf(payloadId: Uint8Array, tier: StorageTier, sizeBytes: number, l: Location): Region {
   return create(RegionSchema, {
     payloadId: { value: payloadId },
     tier: TIER_TO_PB[tier],
-    sizeBytes: length,
-    location,
+    sizeBytes: BigInt(sizeBytes),
+    location: locationToPb(l, sizeBytes),
   });
 }

@@ -1,5 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { locationToPb } from "@pm/agents";
 import {
   type DescriptorView,
   DomainError,
@@ -160,62 +161,11 @@ export function u64(v: bigint, field: string): number {
 export function descriptorToPb(view: DescriptorView): PayloadDescriptor {
   const p = view.payload;
   const pl = p.placement;
-  const length = BigInt(pl.lengthBytes);
-  let location: PayloadDescriptor["location"];
-  switch (pl.location.kind) {
-    case "ram":
-      location = {
-        case: "ram",
-        value: {
-          $typeName: "payload.manager.core.v1.RamLocation",
-          shmName: pl.location.shmName,
-          slabId: 0,
-          blockIndex: 0n,
-          lengthBytes: length,
-        },
-      };
-      break;
-    case "disk":
-      location = {
-        case: "disk",
-        value: {
-          $typeName: "payload.manager.core.v1.DiskLocation",
-          path: pl.location.path,
-          offsetBytes: BigInt(pl.location.offsetBytes),
-          lengthBytes: length,
-        },
-      };
-      break;
-    case "gpu":
-      location = {
-        case: "gpu",
-        value: {
-          $typeName: "payload.manager.core.v1.GpuLocation",
-          deviceId: pl.location.deviceId,
-          ipcHandle: pl.location.ipcHandle,
-          lengthBytes: length,
-        },
-      };
-      break;
-    case "object":
-      location = {
-        case: "object",
-        value: {
-          $typeName: "payload.manager.core.v1.ObjectLocation",
-          bucket: pl.location.bucket,
-          key: pl.location.key,
-          url: view.url ?? "",
-          urlExpiresAt: view.urlExpiresAt === undefined ? undefined : msToTimestamp(view.urlExpiresAt),
-          lengthBytes: length,
-        },
-      };
-      break;
-  }
   return create(PayloadDescriptorSchema, {
     payloadId: payloadIdToPb(p.id),
     tier: TIER_TO_PB[pl.tier],
     state: STATE_TO_PB[p.state],
-    location,
+    location: locationToPb(pl.location, pl.lengthBytes, view.url ?? "", view.urlExpiresAt),
     version: BigInt(p.version),
     createdAt: msToTimestamp(p.createdAt),
     expiresAt: p.expiresAt === undefined ? undefined : msToTimestamp(p.expiresAt),
