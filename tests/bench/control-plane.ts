@@ -1,25 +1,27 @@
 // Control-plane benchmark: Allocate+Commit and AcquireReadLease+ReleaseLease over Connect on
-// loopback against the real API and tier agent, next to a same-run baseline.
+// loopback against the real API and tier agent, next to a same-run baseline. The API and the agent
+// each run in their own child process (`payload-manager api` / `agent`); this process is only the
+// load generator, as pgbench is its own process.
 //   SQLite (the embedded default): baseline is a trivial Hono route (/healthz) on the same server
 //   through the same HTTP client.
 //   Postgres (PM_BENCH=control-plane-postgres): a fresh database; baseline is pgbench's simple-update
 //   transaction (`pgbench -N`) on that database, at 1 and 16 clients.
-import { spawnSync } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { once } from "node:events";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { type ApiHandle, loadConfig, startApi } from "@pm/api";
+import { join, resolve } from "node:path";
 import { createPayloadClient, type PayloadClient } from "@pm/client";
 import { Tier } from "@pm/rpc";
-import { loadAgentConfig, startAgent } from "@pm/tier-agent";
 import pg from "pg";
 import { closedLoop, fmt, type LoadResult, percentile, table } from "./lib/stats.ts";
 
 const SECONDS = Number(process.env.PM_BENCH_SECONDS ?? 3);
 const PGBENCH_SECONDS = Number(process.env.PM_BENCH_PGBENCH_SECONDS ?? 10);
 const WARMUP_SECONDS = Number(process.env.PM_BENCH_WARMUP_SECONDS ?? 2);
-const silent = { info() {}, warn() {}, error() {}, debug() {} };
+const ROOT = resolve(import.meta.dirname, "../..");
 
 /** The Postgres server benchmarks create their databases on. */
 export const BENCH_SERVER_URL =
@@ -52,46 +54,99 @@ export async function freshDatabase(prefix: string): Promise<BenchDatabase> {
 }
 
 export interface ControlPlane {
-  readonly api: ApiHandle;
+  /** The API's HTTP/1.1 base URL. */
+  readonly url: string;
   readonly client: PayloadClient;
   close(): Promise<void>;
 }
 
-/** The API and one tier agent in this process, silent, on ephemeral ports; resolves once the agent registered. */
+/** A free TCP port on loopback (bound, read, released). */
+async function freePort(): Promise<number> {
+  const s = createServer();
+  s.listen(0, "127.0.0.1");
+  await once(s, "listening");
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+interface Child {
+  readonly proc: ChildProcess;
+  readonly output: string[];
+  stop(): Promise<void>;
+}
+
+/** `payload-manager <role>` as a child process with `env` on top of this one's, output kept for failure messages. */
+function spawnRole(role: "api" | "agent", env: Record<string, string>): Child {
+  const proc = spawn(process.execPath, [join(ROOT, "bin/payload-manager.mjs"), role], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const output: string[] = [];
+  const keep = (d: Buffer) => {
+    output.push(d.toString());
+    if (output.length > 200) output.shift();
+  };
+  proc.stdout!.on("data", keep);
+  proc.stderr!.on("data", keep);
+  return {
+    proc,
+    output,
+    stop: () =>
+      proc.exitCode !== null || proc.signalCode !== null
+        ? Promise.resolve()
+        : new Promise<void>((r) => {
+            proc.once("exit", () => r());
+            proc.kill("SIGTERM");
+          }),
+  };
+}
+
+/**
+ * The API and one tier agent, each in its own child process (`payload-manager api` and
+ * `payload-manager agent`, log level warn) on free loopback ports, so this process is only the load
+ * generator, as pgbench is its own process; resolves once the agent registered (/readyz).
+ */
 export async function startControlPlane(catalogUrl?: string): Promise<ControlPlane> {
   const dir = mkdtempSync(join(tmpdir(), "pm-bench-cp-"));
   const prefix = `pmbench-${process.pid}-${randomBytes(3).toString("hex")}-`;
-  const env = {
-    PM_HTTP_PORT: "0",
-    PM_GRPC_PORT: "0",
-    PM_DATA_DIR: dir,
+  const [httpPort, grpcPort, agentPort] = [await freePort(), await freePort(), await freePort()];
+  const url = `http://127.0.0.1:${httpPort}`;
+  const common = { PM_DATA_DIR: dir, PM_LOG_LEVEL: process.env.PM_BENCH_LOG_LEVEL ?? "warn" };
+  const api = spawnRole("api", {
+    ...common,
+    PM_HTTP_PORT: String(httpPort),
+    PM_GRPC_PORT: String(grpcPort),
     PM_CATALOG_URL: catalogUrl ?? `sqlite:${join(dir, "catalog.db")}`,
-    PM_LOG_LEVEL: "silent",
+  });
+  const children: Child[] = [api];
+  const stopAll = async () => {
+    for (const c of children.reverse()) await c.stop();
+    for (const f of readdirSync("/dev/shm"))
+      if (f.startsWith(prefix)) rmSync(join("/dev/shm", f), { force: true });
+    rmSync(dir, { recursive: true, force: true });
   };
-  const api = await startApi(loadConfig(undefined, env), { log: silent });
-  const agent = await startAgent(
-    {
-      ...loadAgentConfig(undefined, {
-        ...env,
-        PM_AGENT_PORT: "0",
+  try {
+    await waitFor(api, `${url}/healthz`, "the API did not start");
+    children.push(
+      spawnRole("agent", {
+        ...common,
+        PM_AGENT_PORT: String(agentPort),
+        PM_CONTROL_PLANE_URL: url,
         PM_RAM_PREFIX: prefix,
         PM_DISK_ROOT: join(dir, "disk"),
       }),
-      controlPlaneUrl: api.httpUrl,
-    },
-    { log: silent },
-  );
-  await waitForAgent(api.httpUrl);
+    );
+    await waitFor(api, `${url}/readyz`, "the tier agent did not register", children[1]);
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
   return {
-    api,
-    client: createPayloadClient({ baseUrl: api.httpUrl }),
-    async close() {
-      await agent.close();
-      await api.close();
-      for (const f of readdirSync("/dev/shm"))
-        if (f.startsWith(prefix)) rmSync(join("/dev/shm", f), { force: true });
-      rmSync(dir, { recursive: true, force: true });
-    },
+    url,
+    client: createPayloadClient({ baseUrl: url }),
+    close: stopAll,
   };
 }
 
@@ -144,7 +199,7 @@ async function measurePairs(cp: ControlPlane, baseline?: (concurrency: number) =
 export async function controlPlaneBench(catalogUrl?: string): Promise<void> {
   const cp = await startControlPlane(catalogUrl);
   const healthz = async () => {
-    const res = await fetch(`${cp.api.httpUrl}/healthz`);
+    const res = await fetch(`${cp.url}/healthz`);
     await res.arrayBuffer();
   };
   const { cells, baselines } = await measurePairs(cp, (c) => closedLoop(healthz, c, SECONDS));
@@ -309,12 +364,21 @@ export async function controlPlanePostgresBench(): Promise<void> {
   }
 }
 
-async function waitForAgent(url: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    const res = await fetch(`${url}/readyz`);
-    if (res.ok) return;
+/** Polls `probe` until it answers 200; fails with the children's output when one exits or 30 s pass. */
+async function waitFor(api: Child, probe: string, what: string, other?: Child): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  const dead = () => [api, other].find((c) => c && (c.proc.exitCode !== null || c.proc.signalCode !== null));
+  while (Date.now() < deadline && !dead()) {
+    const ok = await fetch(probe).then(
+      async (r) => {
+        await r.arrayBuffer();
+        return r.ok;
+      },
+      () => false,
+    );
+    if (ok) return;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error("the tier agent did not register within 10 s");
+  const out = [api, other].flatMap((c) => (c ? c.output : [])).join("");
+  throw new Error(`${what}${dead() ? " (a process exited)" : " within 30 s"}:\n${out}`);
 }
