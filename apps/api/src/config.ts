@@ -30,6 +30,27 @@ export const ApiConfigSchema = z
     allocationTimeoutMs: z.number().int().positive().default(600_000),
     agentTtlMs: z.number().int().positive().default(15_000),
     heartbeatIntervalMs: z.number().int().positive().default(3_000),
+    /**
+     * The BullMQ queue the API hands follow-up work to (moves, deferred deletion) when it runs as
+     * its own process (`payload-manager api`); the same names as the worker's `queue` settings.
+     * In `payload-manager all` the jobs run in-process and Redis is not used.
+     */
+    queue: z
+      .object({
+        redisUrl: z
+          .string()
+          .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
+          .default("redis://127.0.0.1:6379"),
+        name: z
+          .string()
+          .regex(/^[A-Za-z0-9._-]+$/)
+          .default("payload-manager"),
+        prefix: z
+          .string()
+          .regex(/^[A-Za-z0-9._-]+$/)
+          .default("pm"),
+      })
+      .prefault({}),
     auth: z
       .object({
         /** bearer token → namespace; empty = no authentication (single tenant "default"). */
@@ -79,6 +100,9 @@ const ENV: Record<string, { path: string[]; kind: "string" | "number" | "bool" |
   PM_ALLOCATION_TIMEOUT_MS: { path: ["allocationTimeoutMs"], kind: "number" },
   PM_AUTH_TOKENS: { path: ["auth", "tokens"], kind: "tokens" },
   PM_AGENT_TOKEN: { path: ["auth", "agentToken"], kind: "string" },
+  PM_REDIS_URL: { path: ["queue", "redisUrl"], kind: "string" },
+  PM_QUEUE_NAME: { path: ["queue", "name"], kind: "string" },
+  PM_QUEUE_PREFIX: { path: ["queue", "prefix"], kind: "string" },
   ...Object.fromEntries(
     Object.entries(OBJECT_STORE_ENV).map(([name, v]) => [
       name,

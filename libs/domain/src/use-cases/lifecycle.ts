@@ -229,18 +229,28 @@ export async function finalizeOrSchedule(
   try {
     const out = await finalizeDeletion(deps, id);
     if (out.status === "waiting") {
-      await deps.jobs.enqueue(
-        { name: "finalize-deletion", payloadId: id },
-        { delayMs: Math.max(0, out.retryAt - deps.clock.now()) + 50 },
-      );
+      await scheduleFinalize(deps, id, Math.max(0, out.retryAt - deps.clock.now()) + 50);
     }
     return out;
   } catch (e) {
     if (isDomainError(e) && e.retryable) {
-      await deps.jobs.enqueue({ name: "finalize-deletion", payloadId: id }, { delayMs: 1_000 });
+      await scheduleFinalize(deps, id, 1_000);
       return undefined;
     }
     throw e;
+  }
+}
+
+/**
+ * Queues a finalize job. The row is already DELETING/EXPIRED, so when the queue itself is down
+ * (Redis unreachable) the caller still succeeds: the worker's sweep finds the payload and
+ * finishes the deletion once it runs again.
+ */
+async function scheduleFinalize(deps: UseCaseDeps, id: PayloadId, delayMs: number): Promise<void> {
+  try {
+    await deps.jobs.enqueue({ name: "finalize-deletion", payloadId: id }, { delayMs });
+  } catch (e) {
+    if (!(isDomainError(e) && e.retryable)) throw e;
   }
 }
 
