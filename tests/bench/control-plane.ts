@@ -56,6 +56,8 @@ export async function freshDatabase(prefix: string): Promise<BenchDatabase> {
 export interface ControlPlane {
   /** The API's HTTP/1.1 base URL. */
   readonly url: string;
+  /** Process ids of the API and the agent (for CPU accounting). */
+  readonly pids: { readonly api: number; readonly agent: number };
   readonly client: PayloadClient;
   close(): Promise<void>;
 }
@@ -145,6 +147,7 @@ export async function startControlPlane(catalogUrl?: string): Promise<ControlPla
   }
   return {
     url,
+    pids: { api: api.proc.pid!, agent: children[1]!.proc.pid! },
     client: createPayloadClient({ baseUrl: url }),
     close: stopAll,
   };

@@ -2,6 +2,7 @@ import { once } from "node:events";
 import http from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
+import type { ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { getRequestListener } from "@hono/node-server";
 import type { Hono } from "hono";
@@ -20,26 +21,57 @@ export interface RunningServers {
   close(): Promise<void>;
 }
 
+/** Native gRPC (HTTP/2 with trailers): `application/grpc…` but not `application/grpc-web…`. */
+function isNativeGrpc(contentType = ""): boolean {
+  return contentType.startsWith("application/grpc") && !contentType.startsWith("application/grpc-web");
+}
+
+/** Connect (unary and streaming, JSON or binary) and gRPC-Web (binary or JSON) request types. */
+const RPC_CONTENT_TYPE =
+  /^application\/(?:(?:connect\+)?(?:json(?:; ?charset=utf-?8)?|proto)|grpc-web(?:\+(?:proto|json(?:; ?charset=utf-?8)?))?)$/i;
+
 /**
  * Serves the app on two ports: HTTP/1.1 (Connect, gRPC-Web, REST, health, metrics) and cleartext
  * HTTP/2 where `application/grpc` goes to the Node gRPC adapter (a fetch Response cannot carry
- * trailers) and everything else to the same Hono app.
+ * trailers) and everything else as on HTTP/1.1.
+ *
+ * Connect and gRPC-Web calls (POST under `/payload.manager.`) skip the Hono app and its
+ * Node→fetch→Node conversions: they go straight to a Node Connect adapter built from the same
+ * services, interceptors, size limit and JSON options as `createApp`'s router (and, like it, no
+ * compression), so answers, error shapes and metrics are the same. Paths that name no registered
+ * method, and everything else (REST, health, metrics), go to the Hono app.
  */
 export async function listen(app: Hono, deps: RpcDeps, opts: ListenOptions): Promise<RunningServers> {
   const honoListener = getRequestListener(app.fetch);
-  const grpc = connectNodeAdapter({
-    routes: (router) => registerServices(router, deps),
+  const common = {
+    routes: (router: ConnectRouter) => registerServices(router, deps),
     interceptors: interceptors(deps),
     readMaxBytes: opts.maxBodyBytes,
     jsonOptions: { ignoreUnknownFields: true, alwaysEmitImplicit: true },
-    connect: false,
-    grpcWeb: false,
-    grpc: true,
+  };
+  const grpc = connectNodeAdapter({ ...common, connect: false, grpcWeb: false, grpc: true });
+  const rpc = connectNodeAdapter({
+    ...common,
+    // createApp's router accepts no compressed messages; the Node adapter would default to gzip + br.
+    acceptCompression: [],
+    connect: true,
+    grpcWeb: true,
+    grpc: false,
+    fallback: honoListener,
   });
-  const h1 = http.createServer({ keepAliveTimeout: 65_000 }, honoListener);
+  // Only content types the Connect adapter serves; anything else (answered 415) takes the Hono path
+  // so the refusal looks as before.
+  const isRpc = (req: http.IncomingMessage | http2.Http2ServerRequest) =>
+    req.method === "POST" &&
+    req.url.startsWith("/payload.manager.") &&
+    RPC_CONTENT_TYPE.test(req.headers["content-type"] ?? "");
+  const h1 = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+    if (isRpc(req)) rpc(req, res);
+    else honoListener(req, res);
+  });
   const h2 = http2.createServer({}, (req, res) => {
-    const ct = req.headers["content-type"] ?? "";
-    if (ct.startsWith("application/grpc") && !ct.startsWith("application/grpc-web")) grpc(req, res);
+    if (isNativeGrpc(req.headers["content-type"])) grpc(req, res);
+    else if (isRpc(req)) rpc(req, res);
     else honoListener(req, res);
   });
   const sessions = new Set<http2.Http2Session>();
