@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { createConnectTransport } from "@connectrpc/connect-web";
-import { openCatalog } from "@pm/db";
+import { openCatalog, PostgresStreamNotifier, parseCatalogUrl } from "@pm/db";
 import { DEFAULT_DOMAIN_CONFIG, DomainError, isAgentLive, type JobQueue, type UseCaseDeps } from "@pm/domain";
 import { createRegionAllocation } from "@pm/objects";
 import pino from "pino";
@@ -65,6 +65,13 @@ export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}):
     },
   };
   const metrics = new PromMetrics();
+  // Replicas on one Postgres catalog wake each other's Subscribe feeds over LISTEN/NOTIFY; with
+  // SQLite or memory there is one process per catalog, so in-process delivery reaches everyone.
+  const catalogAt = parseCatalogUrl(config.catalogUrl);
+  const streamNotifier =
+    catalogAt.kind === "postgres"
+      ? await PostgresStreamNotifier.open({ url: catalogAt.url, local: new InProcessStreamNotifier(), log })
+      : new InProcessStreamNotifier();
   const streamFeeds = new AbortController();
   const rpcDeps = {
     useCases: deps,
@@ -73,7 +80,7 @@ export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}):
     auth: config.auth,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     newRequestId: randomUUID,
-    streamNotifier: new InProcessStreamNotifier(),
+    streamNotifier,
     streamShutdown: streamFeeds.signal,
   };
   const app = createApp({
@@ -108,6 +115,7 @@ export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}):
     async close() {
       streamFeeds.abort(); // live Subscribe feeds end, so the listeners can drain
       await servers.close();
+      if (streamNotifier instanceof PostgresStreamNotifier) await streamNotifier.close();
       await catalog.close();
       regions.close();
     },

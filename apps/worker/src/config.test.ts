@@ -30,6 +30,7 @@ describe("loadWorkerConfig", () => {
       concurrency: 8,
       sweepIntervalMs: 1_000,
       pressureIntervalMs: 2_000,
+      streamRetentionIntervalMs: 30_000,
       queue: {
         name: "payload-manager",
         prefix: "pm",
@@ -61,6 +62,7 @@ worker:
       PM_WORKER_CONCURRENCY: "16",
       PM_QUEUE_PREFIX: "prod",
       PM_PRESSURE_INTERVAL_MS: "0",
+      PM_STREAM_RETENTION_INTERVAL_MS: "0",
     });
     expect(c).toMatchObject({
       redisUrl: "redis://redis:6379/2",
@@ -68,6 +70,7 @@ worker:
       concurrency: 16,
       sweepIntervalMs: 500,
       pressureIntervalMs: 0,
+      streamRetentionIntervalMs: 0,
       queue: { name: "jobs", prefix: "prod", attempts: 5 },
       metrics: { host: "127.0.0.1", port: 9999 },
     });

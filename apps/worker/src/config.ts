@@ -27,6 +27,8 @@ export const WorkerConfigSchema = z
     sweepIntervalMs: intervalMs.default(1_000),
     /** Pressure tiering. 0 = off. */
     pressureIntervalMs: intervalMs.default(2_000),
+    /** Stream retention for streams nobody appends to (appends apply it themselves). 0 = off. */
+    streamRetentionIntervalMs: intervalMs.default(30_000),
     queue: z
       .object({
         /** BullMQ queue name; API and workers must agree. */
@@ -81,6 +83,7 @@ export const WORKER_ENV: Readonly<
   PM_WORKER_CONCURRENCY: { path: ["concurrency"], kind: "number" },
   PM_SWEEP_INTERVAL_MS: { path: ["sweepIntervalMs"], kind: "number" },
   PM_PRESSURE_INTERVAL_MS: { path: ["pressureIntervalMs"], kind: "number" },
+  PM_STREAM_RETENTION_INTERVAL_MS: { path: ["streamRetentionIntervalMs"], kind: "number" },
   PM_QUEUE_NAME: { path: ["queue", "name"], kind: "string" },
   PM_QUEUE_PREFIX: { path: ["queue", "prefix"], kind: "string" },
   PM_QUEUE_ATTEMPTS: { path: ["queue", "attempts"], kind: "number" },

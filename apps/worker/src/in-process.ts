@@ -20,6 +20,8 @@ export interface InProcessJobsOptions {
   readonly sweepIntervalMs?: number | false;
   /** Default 2000 ms; false = off. */
   readonly pressureIntervalMs?: number | false;
+  /** Default 30 000 ms; false (or 0) = off. */
+  readonly streamRetentionIntervalMs?: number | false;
   /** Real timers by default; tests pass ManualTimers from `@pm/queue/testing`. */
   readonly timers?: Timers;
   readonly observer?: JobObserver;
@@ -47,6 +49,9 @@ export function createInProcessJobQueue(opts: InProcessJobsOptions = {}): InProc
   const periodic: Partial<PeriodicSchedule> = {
     ...(opts.sweepIntervalMs !== undefined && { sweepEveryMs: opts.sweepIntervalMs }),
     ...(opts.pressureIntervalMs !== undefined && { pressureEveryMs: opts.pressureIntervalMs }),
+    ...(opts.streamRetentionIntervalMs !== undefined && {
+      streamRetentionEveryMs: opts.streamRetentionIntervalMs,
+    }),
   };
   return new InProcessJobQueue({
     handlers: JOB_HANDLERS,

@@ -42,7 +42,7 @@ export interface WorkerHandle {
 /**
  * Composition root of the worker: opens the catalog, connects the BullMQ queue (which is also the
  * `jobs` port handlers enqueue follow-ups on), builds the agent-backed allocator, serves health and
- * metrics, and starts consuming with the periodic sweep and pressure jobs registered.
+ * metrics, and starts consuming with the periodic sweep, pressure and stream-retention jobs registered.
  */
 export async function startWorker(
   config: WorkerConfig,
@@ -113,6 +113,8 @@ export async function startWorker(
       periodic: {
         sweepEveryMs: config.sweepIntervalMs > 0 ? config.sweepIntervalMs : false,
         pressureEveryMs: config.pressureIntervalMs > 0 ? config.pressureIntervalMs : false,
+        streamRetentionEveryMs:
+          config.streamRetentionIntervalMs > 0 ? config.streamRetentionIntervalMs : false,
       },
       observer: metrics,
       log,
@@ -130,6 +132,7 @@ export async function startWorker(
       concurrency: config.concurrency,
       sweepIntervalMs: config.sweepIntervalMs,
       pressureIntervalMs: config.pressureIntervalMs,
+      streamRetentionIntervalMs: config.streamRetentionIntervalMs,
     },
     "payload-manager worker started",
   );

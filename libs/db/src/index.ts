@@ -15,6 +15,12 @@ export {
   type PostgresCatalogOptions,
 } from "./postgres/postgres-catalog.ts";
 export {
+  PostgresStreamNotifier,
+  type PostgresStreamNotifierOptions,
+  type StreamNotifierLog,
+  streamChannelOf,
+} from "./postgres/postgres-stream-notifier.ts";
+export {
   migrateSqlite,
   migrateSqliteDatabase,
   SqliteCatalog,

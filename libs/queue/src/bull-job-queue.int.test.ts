@@ -78,6 +78,7 @@ function recording(
     move: handler("move"),
     sweep: handler("sweep"),
     pressure: handler("pressure"),
+    "stream-retention": handler("stream-retention"),
   };
   return { runs, handlers };
 }
@@ -103,7 +104,7 @@ async function startHost(
     queue,
     deps: depsFor(queue),
     handlers,
-    periodic: { sweepEveryMs: false, pressureEveryMs: false },
+    periodic: { sweepEveryMs: false, pressureEveryMs: false, streamRetentionEveryMs: false },
     ...opts,
   });
   closers.push(() => host.close());
@@ -258,12 +259,13 @@ describe("BullJobQueue", () => {
     closers.push(() => other.close());
     const a = recording();
     const b = recording();
-    const periodic = { sweepEveryMs: 200, pressureEveryMs: 300 };
+    const periodic = { sweepEveryMs: 200, pressureEveryMs: 300, streamRetentionEveryMs: 5_000 };
     await startHost(queue, a.handlers, { periodic });
     await startHost(other, b.handlers, { periodic });
     const schedulers = await queue.bull.getJobSchedulers();
     expect(schedulers.map((s) => [s.key, s.every]).sort()).toEqual([
       ["pressure", 300],
+      ["stream-retention", 5_000],
       ["sweep", 200],
     ]);
     await sleep(1_100);

@@ -2,7 +2,7 @@ import type { UseCaseDeps } from "@pm/domain";
 import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq";
 import type { BullJobQueue } from "./bull-job-queue.ts";
 import { domainJobIdOf, redactRedisUrl } from "./bull-job-queue.ts";
-import { PERIODIC_JOBS, type PeriodicJobName } from "./job-contracts.ts";
+import { PERIODIC_JOBS } from "./job-contracts.ts";
 import {
   DEFAULT_PERIODIC_SCHEDULE,
   describeFailure,
@@ -13,6 +13,7 @@ import {
   type JobObserver,
   type JobOutcome,
   logOutcome,
+  PERIODIC_SCHEDULE_KEYS,
   type PeriodicSchedule,
   type QueueDepth,
   silentLog,
@@ -31,11 +32,6 @@ export interface BullWorkerHostOptions {
   readonly observer?: JobObserver;
   readonly log?: JobLog;
 }
-
-const SCHEDULE_KEY: Record<PeriodicJobName, keyof PeriodicSchedule> = {
-  sweep: "sweepEveryMs",
-  pressure: "pressureEveryMs",
-};
 
 /**
  * Runs the job handlers on a BullMQ Worker. Failures that retrying cannot fix (a malformed
@@ -100,7 +96,7 @@ export class BullWorkerHost {
 
   private async registerSchedules(schedule: PeriodicSchedule): Promise<void> {
     for (const name of PERIODIC_JOBS) {
-      const every = schedule[SCHEDULE_KEY[name]];
+      const every = schedule[PERIODIC_SCHEDULE_KEYS[name]];
       if (every === false || every <= 0) {
         await this.queue.bull.removeJobScheduler(name);
         continue;

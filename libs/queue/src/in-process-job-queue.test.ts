@@ -58,11 +58,12 @@ function setup(
     move: handler("move"),
     sweep: handler("sweep"),
     pressure: handler("pressure"),
+    "stream-retention": handler("stream-retention"),
   };
   const queue = new InProcessJobQueue({
     handlers,
     timers,
-    periodic: { sweepEveryMs: false, pressureEveryMs: false },
+    periodic: { sweepEveryMs: false, pressureEveryMs: false, streamRetentionEveryMs: false },
     observer: { jobFinished: (e) => events.push(e) },
     ...opts,
   });

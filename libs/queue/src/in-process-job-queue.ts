@@ -10,6 +10,7 @@ import {
   type JobObserver,
   type JobOutcome,
   logOutcome,
+  PERIODIC_SCHEDULE_KEYS,
   type PeriodicSchedule,
   type QueueDepth,
   silentLog,
@@ -48,9 +49,9 @@ interface Entry {
  * The job queue of the embedded default (`payload-manager all`): the same contracts and handlers
  * as BullMQ, run in this process. Job ids dedupe while a job is pending (delayed, waiting or
  * active), failures are retried with exponential backoff, handlers may defer, and the periodic
- * sweep and pressure jobs run on timers. Nothing survives a restart, which is safe because every
- * job's effect is also reached by the next sweep from catalog state (except queued moves, which are
- * hints).
+ * sweep, pressure and stream-retention jobs run on timers. Nothing survives a restart, which is
+ * safe because every job's effect is also reached by the next sweep from catalog state (except
+ * queued moves, which are hints).
  *
  * Jobs enqueued before `start(deps)` wait for it: the API needs the queue in its deps before the
  * runner can have those deps.
@@ -109,8 +110,7 @@ export class InProcessJobQueue implements JobQueue {
     if (this.deps) throw new Error("InProcessJobQueue.start called twice");
     if (this.closed) throw new Error("InProcessJobQueue.start called after close");
     this.deps = deps;
-    this.every("sweep", this.periodic.sweepEveryMs);
-    this.every("pressure", this.periodic.pressureEveryMs);
+    for (const name of PERIODIC_JOBS) this.every(name, this.periodic[PERIODIC_SCHEDULE_KEYS[name]]);
     this.pump();
   }
 

@@ -39,6 +39,7 @@ export {
   type JobObserver,
   type JobOutcome,
   type JobStartEvent,
+  PERIODIC_SCHEDULE_KEYS,
   type PeriodicSchedule,
   PermanentJobError,
   type QueueDepth,

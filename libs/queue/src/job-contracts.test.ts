@@ -24,9 +24,9 @@ function invalid(fn: () => unknown): InvalidJobError {
 
 describe("job contracts", () => {
   it("registers every job with its name, periodic ones flagged", () => {
-    expect(JOB_NAMES.sort()).toEqual(["finalize-deletion", "move", "pressure", "sweep"]);
+    expect(JOB_NAMES.sort()).toEqual(["finalize-deletion", "move", "pressure", "stream-retention", "sweep"]);
     for (const n of JOB_NAMES) expect(JOBS[n].name).toBe(n);
-    expect([...PERIODIC_JOBS].sort()).toEqual(["pressure", "sweep"]);
+    expect([...PERIODIC_JOBS].sort()).toEqual(["pressure", "stream-retention", "sweep"]);
   });
 
   it("accepts a move and lowercases the payload id", () => {

@@ -43,11 +43,12 @@ export const JOBS = {
   ),
   sweep: contract("sweep", z.object({}), true),
   pressure: contract("pressure", z.object({}), true),
+  "stream-retention": contract("stream-retention", z.object({}), true),
 } as const;
 
 export type JobName = keyof typeof JOBS;
 /** Jobs the runners start on an interval (JOBS[name].periodic). */
-export type PeriodicJobName = "sweep" | "pressure";
+export type PeriodicJobName = "sweep" | "pressure" | "stream-retention";
 /** A job's payload after validation. */
 export type JobPayload<N extends JobName> = z.output<(typeof JOBS)[N]["schema"]>;
 

@@ -1,6 +1,12 @@
 import { isDomainError, type UseCaseDeps } from "@pm/domain";
 import { ZodError } from "zod";
-import { InvalidJobError, type JobName, type JobPayload, parseJobPayload } from "./job-contracts.ts";
+import {
+  InvalidJobError,
+  type JobName,
+  type JobPayload,
+  type PeriodicJobName,
+  parseJobPayload,
+} from "./job-contracts.ts";
 
 /** The logging a runner and its handlers need; a pino logger satisfies it. */
 export interface JobLog {
@@ -174,7 +180,23 @@ export interface QueueDepth {
 export interface PeriodicSchedule {
   readonly sweepEveryMs: number | false;
   readonly pressureEveryMs: number | false;
+  readonly streamRetentionEveryMs: number | false;
 }
 
-/** product.md §4: TTL enforced within 1 s of the deadline; pressure follows 3 s heartbeats. */
-export const DEFAULT_PERIODIC_SCHEDULE: PeriodicSchedule = { sweepEveryMs: 1_000, pressureEveryMs: 2_000 };
+/**
+ * product.md §4: TTL enforced within 1 s of the deadline; pressure follows 3 s heartbeats. Stream
+ * retention only matters for streams nobody appends to (appends apply it themselves), so it runs
+ * rarely.
+ */
+export const DEFAULT_PERIODIC_SCHEDULE: PeriodicSchedule = {
+  sweepEveryMs: 1_000,
+  pressureEveryMs: 2_000,
+  streamRetentionEveryMs: 30_000,
+};
+
+/** Which interval of the schedule drives each periodic job. */
+export const PERIODIC_SCHEDULE_KEYS: Readonly<Record<PeriodicJobName, keyof PeriodicSchedule>> = {
+  sweep: "sweepEveryMs",
+  pressure: "pressureEveryMs",
+  "stream-retention": "streamRetentionEveryMs",
+};

@@ -27,6 +27,7 @@ export interface HarnessOptions {
   readonly config?: Partial<DomainConfig>;
   readonly sweepIntervalMs?: number | false;
   readonly pressureIntervalMs?: number | false;
+  readonly streamRetentionIntervalMs?: number | false;
 }
 
 export interface WorkerHarness {
@@ -76,6 +77,7 @@ export function workerHarness(opts: HarnessOptions = {}): WorkerHarness {
       backoffMs: 1_000,
       sweepIntervalMs: opts.sweepIntervalMs ?? 1_000,
       pressureIntervalMs: opts.pressureIntervalMs ?? 2_000,
+      streamRetentionIntervalMs: opts.streamRetentionIntervalMs ?? 30_000,
       observer: { jobFinished: (e) => events.push(e) },
     },
   );
