@@ -58,6 +58,7 @@ export async function main(
         concurrency: workerConfig.concurrency,
         sweepIntervalMs: workerConfig.sweepIntervalMs,
         pressureIntervalMs: workerConfig.pressureIntervalMs,
+        streamRetentionIntervalMs: workerConfig.streamRetentionIntervalMs,
       });
       const api = await startApi(apiConfig, { jobs: queue });
       running.push(api);

@@ -5,6 +5,7 @@ import { createConnectTransport } from "@connectrpc/connect-web";
 import { openCatalog, PostgresStreamNotifier, parseCatalogUrl } from "@pm/db";
 import { DEFAULT_DOMAIN_CONFIG, DomainError, isAgentLive, type JobQueue, type UseCaseDeps } from "@pm/domain";
 import { createRegionAllocation } from "@pm/objects";
+import { BullJobQueue } from "@pm/queue";
 import pino from "pino";
 import { createApp } from "./app.ts";
 import type { ApiConfig } from "./config.ts";
@@ -43,11 +44,18 @@ export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}):
     objectStore: config.objectStore,
   });
   const { allocator, presigner } = regions;
-  const jobs: JobQueue = overrides.jobs ?? {
-    async enqueue(job) {
-      log.warn({ job }, "no job queue configured; the job was dropped");
-    },
-  };
+  // On its own, the API enqueues follow-up work on the worker's BullMQ queue; enqueue fails fast
+  // (UNAVAILABLE) while Redis is down, and the worker's sweep repairs what was not enqueued.
+  const ownQueue = overrides.jobs
+    ? undefined
+    : new BullJobQueue({
+        redisUrl: config.queue.redisUrl,
+        queueName: config.queue.name,
+        prefix: config.queue.prefix,
+        log,
+      });
+  const jobs: JobQueue = overrides.jobs ?? ownQueue!;
+
   const deps: UseCaseDeps = {
     catalog,
     allocator,
@@ -88,6 +96,7 @@ export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}):
     maxBodyBytes: config.maxBodyBytes,
     readiness: {
       catalog: () => catalog.ping(),
+      ...(ownQueue && { queue: () => ownQueue.ping() }),
       agents: async () => {
         const agents = await catalog.transaction((tx) => tx.listAgents());
         if (!agents.some((a) => isAgentLive(a, clock.now(), config.agentTtlMs))) {
@@ -116,6 +125,7 @@ export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}):
       streamFeeds.abort(); // live Subscribe feeds end, so the listeners can drain
       await servers.close();
       if (streamNotifier instanceof PostgresStreamNotifier) await streamNotifier.close();
+      await ownQueue?.close();
       await catalog.close();
       regions.close();
     },
