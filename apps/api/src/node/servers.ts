@@ -57,13 +57,14 @@ export async function listen(app: Hono, deps: RpcDeps, opts: ListenOptions): Pro
     connect: true,
     grpcWeb: true,
     grpc: false,
-    fallback: honoListener,
+    // Same function, typed for the adapter (its response type is a narrower union than Hono's).
+    fallback: (req, res) => void honoListener(req as http.IncomingMessage, res as http.ServerResponse),
   });
   // Only content types the Connect adapter serves; anything else (answered 415) takes the Hono path
   // so the refusal looks as before.
   const isRpc = (req: http.IncomingMessage | http2.Http2ServerRequest) =>
     req.method === "POST" &&
-    req.url.startsWith("/payload.manager.") &&
+    (req.url ?? "").startsWith("/payload.manager.") &&
     RPC_CONTENT_TYPE.test(req.headers["content-type"] ?? "");
   const h1 = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
     if (isRpc(req)) rpc(req, res);
