@@ -107,9 +107,15 @@ export class ObjectRegionAllocator implements RegionAllocator {
     }
   }
 
-  async free(_payloadId: PayloadId, placement: Placement): Promise<void> {
-    const l = placement.location;
-    if (l.kind !== "object") throw new Error(`cannot free a ${placement.tier} placement in the object store`);
+  /**
+   * An empty key is a move's provisional target (recorded before the copy, see the domain's
+   * `provisionalPlacement`): it means the key this payload's copy writes, `targetOf(payloadId)`.
+   */
+  async free(payloadId: PayloadId, placement: Placement): Promise<void> {
+    const given = placement.location;
+    if (given.kind !== "object")
+      throw new Error(`cannot free a ${placement.tier} placement in the object store`);
+    const l = given.key === "" ? this.targetOf(payloadId) : given;
     await this.abortUploads(l.bucket, l.key);
     for (const key of [l.key, sidecarKeyOf(l.key)]) {
       try {

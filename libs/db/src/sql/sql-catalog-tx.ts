@@ -420,6 +420,13 @@ export class SqlCatalogTx implements CatalogTx {
     );
   }
 
+  async findStuckMoves(updatedBefore: number, limit: number): Promise<PayloadId[]> {
+    return this.ids(
+      `SELECT id FROM payloads WHERE state = 'SPILLING' AND updated_at <= ? ORDER BY updated_at, id LIMIT ?`,
+      [updatedBefore, limit],
+    );
+  }
+
   private async ids(sql: string, params: readonly unknown[]): Promise<PayloadId[]> {
     return (await this.db.all(sql, params)).map((r) => r.id as PayloadId);
   }

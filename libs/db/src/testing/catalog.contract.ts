@@ -722,6 +722,19 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
         expect(sorted(await tx((t) => t.findDeleting(100)))).toEqual([id(1), id(2)]);
         expect(await tx((t) => t.findDeleting(1))).toHaveLength(1);
       });
+
+      it("finds moves stuck SPILLING since at or before the cutoff, oldest first", async () => {
+        await seed(
+          payload(1, { state: "SPILLING", updatedAt: NOW - 5, pendingPlacement: placements.disk() }),
+          payload(2, { state: "SPILLING", updatedAt: NOW - 10 }),
+          payload(3, { state: "SPILLING", updatedAt: NOW }),
+          payload(4, { state: "SPILLING", updatedAt: NOW + 1 }),
+          payload(5, { state: "ACTIVE", updatedAt: NOW - 10 }),
+          payload(6, { state: "DELETING", updatedAt: NOW - 10 }),
+        );
+        expect(await tx((t) => t.findStuckMoves(NOW, 100))).toEqual([id(2), id(1), id(3)]);
+        expect(await tx((t) => t.findStuckMoves(NOW, 1))).toEqual([id(2)]);
+      });
     });
 
     describe("retired regions", () => {

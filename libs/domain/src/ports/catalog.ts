@@ -133,6 +133,8 @@ export interface CatalogTx {
   findAbandoned(createdBefore: number, limit: number): Promise<PayloadId[]>;
   /** Payloads in DELETING or EXPIRED, waiting for their bytes to be freed. */
   findDeleting(limit: number): Promise<PayloadId[]>;
+  /** SPILLING payloads last updated at or before `updatedBefore` (a move whose executor died). */
+  findStuckMoves(updatedBefore: number, limit: number): Promise<PayloadId[]>;
 
   addRetiredRegion(r: RetiredRegion): Promise<void>;
   listRetiredRegions(limit: number): Promise<RetiredRegion[]>;

@@ -284,6 +284,14 @@ class MemoryTx implements CatalogTx {
       .map((p) => p.id);
   }
 
+  async findStuckMoves(updatedBefore: number, limit: number) {
+    return [...this.s.payloads.values()]
+      .filter((p) => p.state === "SPILLING" && p.updatedAt <= updatedBefore)
+      .sort((a, b) => a.updatedAt - b.updatedAt)
+      .slice(0, limit)
+      .map((p) => p.id);
+  }
+
   async addRetiredRegion(r: RetiredRegion) {
     this.s.retired.set(r.id, r);
   }

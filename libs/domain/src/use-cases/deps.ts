@@ -11,6 +11,11 @@ export interface DomainConfig extends LeaseLimits {
   readonly agentTtlMs: number;
   /** Longest validity of a presigned object URL. */
   readonly objectUrlTtlMs: number;
+  /**
+   * A payload SPILLING for longer than this is taken for a move whose worker died mid-copy: the
+   * sweep frees the move's pending target region and rolls the payload back to its source.
+   */
+  readonly moveTimeoutMs: number;
 }
 
 export const DEFAULT_DOMAIN_CONFIG: DomainConfig = {
@@ -19,6 +24,7 @@ export const DEFAULT_DOMAIN_CONFIG: DomainConfig = {
   allocationTimeoutMs: 10 * 60_000,
   agentTtlMs: 15_000,
   objectUrlTtlMs: 15 * 60_000,
+  moveTimeoutMs: 30 * 60_000,
 };
 
 /** What every use case gets: ports and configuration, injected by a composition root. */

@@ -34,6 +34,7 @@ describe("sweep", () => {
       finalized: 0,
       leasesSwept: 0,
       regionsFreed: 0,
+      movesRepaired: 0,
     });
     h.clock.advance(1_000);
     expect(await sweep(h.deps)).toEqual({
@@ -42,6 +43,7 @@ describe("sweep", () => {
       finalized: 0,
       leasesSwept: 0,
       regionsFreed: 0,
+      movesRepaired: 0,
     });
     expect(await peek(h, ttl.id)).toBeUndefined();
 
@@ -52,6 +54,7 @@ describe("sweep", () => {
       finalized: 1,
       leasesSwept: 1,
       regionsFreed: 1,
+      movesRepaired: 0,
     });
 
     expect(await peek(h, abandoned.id)).toBeUndefined();
@@ -69,6 +72,7 @@ describe("sweep", () => {
       finalized: 0,
       leasesSwept: 0,
       regionsFreed: 0,
+      movesRepaired: 0,
     });
   });
 

@@ -2,6 +2,7 @@ import { DomainError, isDomainError } from "../errors.ts";
 import type { PayloadId } from "../model/ids.ts";
 import { isPinLive } from "../model/lease.ts";
 import type { Payload } from "../model/payload.ts";
+import type { Location, Placement } from "../model/placement.ts";
 import { isDurableTier, isFaster, type StorageTier, type Tier } from "../model/tier.ts";
 import { spillTargetOf } from "../rules/eviction.ts";
 import { settledState, transition } from "../rules/lifecycle.ts";
@@ -63,7 +64,12 @@ export async function movePayload(
         { payloadId: p.id },
       );
     }
-    const spilling = transition(p, "SPILLING", now, req.direction);
+    // The target is recorded before any byte is copied, so the catalog always knows where a
+    // partial copy may be if this process dies mid-copy (the sweep's repairStuckMove frees it).
+    const spilling: Payload = {
+      ...transition(p, "SPILLING", now, req.direction),
+      pendingPlacement: provisionalPlacement(p.placement, req.toTier, p.sizeBytes),
+    };
     await tx.updatePayload(spilling);
     return { spilling } as const;
   });
@@ -152,7 +158,77 @@ async function rollbackMove(deps: UseCaseDeps, spilling: Payload): Promise<void>
   await deps.catalog.transaction(async (tx) => {
     const p = await tx.lockPayload(spilling.id);
     if (!p || p.state !== "SPILLING" || p.version !== spilling.version) return;
-    await tx.updatePayload(transition(p, settledState(p), deps.clock.now(), "roll back"));
+    const back = transition(p, settledState(p), deps.clock.now(), "roll back");
+    await tx.updatePayload({ ...back, pendingPlacement: undefined });
+  });
+}
+
+/**
+ * Where a move's copy to `toTier` will land, as far as it is known before the copy: the tier, the
+ * agent that executes it (the source's for agent tiers — bytes move host-locally — and "" for the
+ * object store), the source host and an empty location of the target's kind. Allocators free by
+ * (payload, tier) on that agent; the object store derives the key from the payload id (an empty
+ * key means "the key this payload's copy would use", see ObjectRegionAllocator.free).
+ * A move from the object store is downloaded by whichever agent has room, so its agent is not
+ * known before the copy: no pending placement is recorded (undefined), as before — a placement
+ * naming no agent could not be freed, and would wedge a later deletion.
+ */
+export function provisionalPlacement(
+  from: Placement,
+  toTier: StorageTier,
+  lengthBytes: number,
+): Placement | undefined {
+  if (from.location.kind === "object") return undefined;
+  const agentId = toTier === "OBJECT" ? "" : from.agentId;
+  return { tier: toTier, agentId, host: from.host, location: emptyLocation(toTier), lengthBytes };
+}
+
+function emptyLocation(tier: StorageTier): Location {
+  switch (tier) {
+    case "GPU":
+      return { kind: "gpu", deviceId: 0, ipcHandle: new Uint8Array(0) };
+    case "RAM":
+      return { kind: "ram", shmName: "" };
+    case "DISK":
+      return { kind: "disk", path: "", offsetBytes: 0 };
+    case "OBJECT":
+      return { kind: "object", bucket: "", key: "" };
+  }
+}
+
+export type StuckMoveOutcome = "repaired" | "deferred" | "skipped";
+
+/**
+ * Repairs a move whose executor died mid-copy (found by the sweep: SPILLING for longer than
+ * `moveTimeoutMs`): frees the pending target region, then rolls the payload back to its settled
+ * state on the source (version +1). A copy that was merely slow loses its switch (the version
+ * changed) and frees its own new region.
+ *
+ * Deferred while a lease older than the move is live: a region retired by an earlier move may sit
+ * on the target tier under the same (payload, tier) / object key, and must not be freed under its
+ * reader. Once those leases end, that region may be freed anyway.
+ */
+export async function repairStuckMove(
+  deps: UseCaseDeps,
+  id: PayloadId,
+  updatedBefore: number,
+): Promise<StuckMoveOutcome> {
+  const stuck = await deps.catalog.transaction(async (tx) => {
+    const p = await tx.getPayload(id);
+    if (!p || p.state !== "SPILLING" || p.updatedAt > updatedBefore) return "skipped" as const;
+    const older = (await tx.liveLeases(id, deps.clock.now())).filter((l) => l.version < p.version);
+    return older.length > 0 ? ("deferred" as const) : p;
+  });
+  if (typeof stuck === "string") return stuck;
+  const pending = stuck.pendingPlacement;
+  // Free first: if this fails, the row still says where the partial copy is and the next sweep retries.
+  if (pending) await deps.allocator.free(stuck.id, pending);
+  return deps.catalog.transaction(async (tx) => {
+    const p = await tx.lockPayload(id);
+    if (!p || p.state !== "SPILLING" || p.version !== stuck.version) return "skipped" as const;
+    const back = transition(p, settledState(p), deps.clock.now(), "roll back");
+    await tx.updatePayload({ ...back, pendingPlacement: undefined });
+    return "repaired" as const;
   });
 }
 
