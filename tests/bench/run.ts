@@ -1,8 +1,9 @@
 // `npm run bench`: every benchmark, each printing the project's figure next to a baseline measured
-// in the same run. Select with PM_BENCH=control-plane,control-plane-postgres,postgres-scale,data-plane
+// in the same run. Select with PM_BENCH=control-plane,control-plane-postgres,postgres-scale,data-plane,object-tier,jobs
 // (default: all).
 import { controlPlaneBench, controlPlanePostgresBench } from "./control-plane.ts";
 import { dataPlaneBench } from "./data-plane.ts";
+import { jobsBench } from "./jobs.ts";
 import { objectTierBench } from "./object-tier.ts";
 import { postgresScaleBench } from "./postgres-scale.ts";
 
@@ -17,3 +18,4 @@ if (want("control-plane-postgres")) await controlPlanePostgresBench();
 if (want("postgres-scale")) await postgresScaleBench();
 if (want("data-plane")) await dataPlaneBench();
 if (want("object-tier")) await objectTierBench();
+if (want("jobs")) await jobsBench();

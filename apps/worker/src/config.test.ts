@@ -41,6 +41,7 @@ describe("loadWorkerConfig", () => {
       metrics: { host: "127.0.0.1", port: 9464 },
       allocationTimeoutMs: 600_000,
       agentTtlMs: 15_000,
+      moveTimeoutMs: 1_800_000,
     });
   });
 

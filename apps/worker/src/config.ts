@@ -58,6 +58,8 @@ export const WorkerConfigSchema = z
     allocationTimeoutMs: positiveMs.default(600_000),
     /** Must match the API's: agents silent for longer are not considered by pressure tiering. */
     agentTtlMs: positiveMs.default(15_000),
+    /** A move still SPILLING after this long is taken for crashed and repaired by the sweep. */
+    moveTimeoutMs: positiveMs.default(1_800_000),
     /** The object tier, as the API has it: the worker frees objects and has agents move bytes. */
     objectStore: ObjectStoreConfigSchema.optional(),
   })
@@ -91,6 +93,7 @@ export const WORKER_ENV: Readonly<
   PM_WORKER_METRICS_PORT: { path: ["metrics", "port"], kind: "number" },
   PM_ALLOCATION_TIMEOUT_MS: { path: ["allocationTimeoutMs"], kind: "number" },
   PM_AGENT_TTL_MS: { path: ["agentTtlMs"], kind: "number" },
+  PM_MOVE_TIMEOUT_MS: { path: ["moveTimeoutMs"], kind: "number" },
   ...Object.fromEntries(
     Object.entries(OBJECT_STORE_ENV).map(([name, v]) => [
       name,

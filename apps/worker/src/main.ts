@@ -80,6 +80,7 @@ export async function startWorker(
       ...DEFAULT_DOMAIN_CONFIG,
       allocationTimeoutMs: config.allocationTimeoutMs,
       agentTtlMs: config.agentTtlMs,
+      moveTimeoutMs: config.moveTimeoutMs,
     },
   };
   const metrics = new WorkerMetrics();
