@@ -3,24 +3,20 @@
 // unique to this run). A worker killed -9 in the middle of a spill is restarted; the payload ends
 // in exactly one placement with the right bytes and no orphan region on the agent.
 //
-// The stuck move is repaired by the domain sweep once it is older than `moveTimeoutMs` (default
-// 30 min). The worker does not expose that setting as an environment variable yet, so this test
-// runs the repair pass in-process (`sweep` over the same catalog and agents, moveTimeoutMs 0).
-import { type ChildProcess, spawn } from "node:child_process";
+// The stuck move is repaired by the restarted worker's sweep once it is older than
+// `moveTimeoutMs` (default 30 min; 2 s here through PM_MOVE_TIMEOUT_MS).
+import type { ChildProcess, } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { createConnectTransport } from "@connectrpc/connect-web";
 import { createPayloadClient, idBytes, type PayloadClient } from "@pm/client";
 import { get, put } from "@pm/client/node";
 import { openCatalog } from "@pm/db";
-import { asPayloadId, type Catalog, DEFAULT_DOMAIN_CONFIG, sweep, type UseCaseDeps } from "@pm/domain";
-import { createRegionAllocation } from "@pm/objects";
+import { asPayloadId, type Catalog, } from "@pm/domain";
 import { clearRedisPrefix } from "@pm/queue/testing";
 import { SpillPolicy, Tier } from "@pm/rpc";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ROOT, type RunningSystem, removeDataDir, startSystem } from "../support/system.ts";
+import { type RunningSystem, removeDataDir, spawnRole, startSystem } from "../support/system.ts";
 import { createDatabase, type TestDatabase } from "./lib/postgres.ts";
 
 const REDIS_URL = process.env.PM_REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -34,37 +30,13 @@ let worker: ChildProcess | undefined;
 let client: PayloadClient;
 let catalog: Catalog;
 
-/** Spawns a `payload-manager <role>` and resolves once it printed `readyLine` (pino JSON logs). */
-async function spawnRole(role: "agent" | "worker", env: Record<string, string>, readyLine: string) {
-  const proc = spawn(process.execPath, [join(ROOT, "bin/payload-manager.mjs"), role], {
-    cwd: api.dataDir,
-    env: { ...process.env, PM_LOG_LEVEL: "info", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const output: string[] = [];
-  await new Promise<void>((resolve, reject) => {
-    const onLine = (line: string) => {
-      output.push(line);
-      if (line.includes(readyLine)) resolve();
-    };
-    createInterface({ input: proc.stdout! }).on("line", onLine);
-    createInterface({ input: proc.stderr! }).on("line", onLine);
-    proc.once("exit", (code) => reject(new Error(`${role} exited with ${code}:\n${output.join("\n")}`)));
-    setTimeout(
-      () => reject(new Error(`${role} did not start in 30 s:\n${output.join("\n")}`)),
-      30_000,
-    ).unref();
-  });
-  proc.removeAllListeners("exit");
-  return proc;
-}
-
 const workerEnv = () => ({
   PM_CATALOG_URL: db.url,
   PM_REDIS_URL: REDIS_URL,
   PM_QUEUE_PREFIX: PREFIX,
   PM_WORKER_METRICS_PORT: "0",
   PM_SWEEP_INTERVAL_MS: "500",
+  PM_MOVE_TIMEOUT_MS: "2000",
 });
 
 beforeAll(async () => {
@@ -75,6 +47,7 @@ beforeAll(async () => {
   });
   agent = await spawnRole(
     "agent",
+    api.dataDir,
     {
       PM_AGENT_ID: `wf-agent-${process.pid}`,
       PM_AGENT_PORT: "0",
@@ -86,7 +59,7 @@ beforeAll(async () => {
     },
     "registered with the control plane",
   );
-  worker = await spawnRole("worker", workerEnv(), "payload-manager worker started");
+  worker = await spawnRole("worker", api.dataDir, workerEnv(), "payload-manager worker started");
   client = createPayloadClient({ baseUrl: api.url });
   catalog = await openCatalog(db.url);
 }, 90_000);
@@ -138,32 +111,12 @@ describe("worker killed mid-spill", () => {
     await new Promise((r) => worker!.once("exit", r));
 
     // Restart the worker; the stalled move job, if it is retried, sees a version it did not
-    // decide on and is skipped. The stuck move is repaired by the sweep pass.
-    worker = await spawnRole("worker", workerEnv(), "payload-manager worker started");
-    const regions = createRegionAllocation({
-      catalog,
-      clock: { now: () => Date.now() },
-      agentTtlMs: DEFAULT_DOMAIN_CONFIG.agentTtlMs,
-      transportFor: (endpoint) => createConnectTransport({ baseUrl: endpoint }),
-      objectStore: undefined,
-    });
-    const deps: UseCaseDeps = {
-      catalog,
-      allocator: regions.allocator,
-      jobs: { enqueue: async () => undefined } as unknown as UseCaseDeps["jobs"],
-      clock: { now: () => Date.now() },
-      ids: { newId: () => crypto.randomUUID() },
-      presigner: undefined,
-      config: { ...DEFAULT_DOMAIN_CONFIG, moveTimeoutMs: 0 },
-    };
+    // decide on and is skipped. Its sweep repairs the stuck move.
+    worker = await spawnRole("worker", api.dataDir, workerEnv(), "payload-manager worker started");
     const settled = await until("one settled placement", async () => {
       const p = await catalog.transaction((tx) => tx.getPayload(pid));
-      if (p && (p.state === "ACTIVE" || p.state === "DURABLE")) return p;
-      if (p?.state === "SPILLING") await sweep(deps, 50);
-      await new Promise((r) => setTimeout(r, 500));
-      return undefined;
+      return p && (p.state === "ACTIVE" || p.state === "DURABLE") ? p : undefined;
     });
-    regions.close();
     expect(settled.pendingPlacement).toBeUndefined();
     expect(["RAM", "DISK"]).toContain(settled.placement.tier);
 

@@ -133,3 +133,36 @@ export function runNode<T>(
     });
   });
 }
+
+/**
+ * Spawns `payload-manager <role>` (an agent or worker beside a system started above) and resolves
+ * once it printed `readyLine`; the caller kills it.
+ */
+export async function spawnRole(
+  role: "agent" | "worker",
+  cwd: string,
+  env: Record<string, string>,
+  readyLine: string,
+): Promise<ChildProcess> {
+  const proc = spawn(process.execPath, [join(ROOT, "bin/payload-manager.mjs"), role], {
+    cwd,
+    env: { ...process.env, PM_LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const output: string[] = [];
+  await new Promise<void>((resolveReady, reject) => {
+    const onLine = (line: string) => {
+      output.push(line);
+      if (line.includes(readyLine)) resolveReady();
+    };
+    createInterface({ input: proc.stdout! }).on("line", onLine);
+    createInterface({ input: proc.stderr! }).on("line", onLine);
+    proc.once("exit", (code) => reject(new Error(`${role} exited with ${code}:\n${output.join("\n")}`)));
+    setTimeout(
+      () => reject(new Error(`${role} did not start in 30 s:\n${output.join("\n")}`)),
+      30_000,
+    ).unref();
+  });
+  proc.removeAllListeners("exit");
+  return proc;
+}
