@@ -5,14 +5,14 @@
 //
 // The stuck move is repaired by the restarted worker's sweep once it is older than
 // `moveTimeoutMs` (default 30 min; 2 s here through PM_MOVE_TIMEOUT_MS).
-import type { ChildProcess, } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { createPayloadClient, idBytes, type PayloadClient } from "@pm/client";
 import { get, put } from "@pm/client/node";
 import { openCatalog } from "@pm/db";
-import { asPayloadId, type Catalog, } from "@pm/domain";
+import { asPayloadId, type Catalog } from "@pm/domain";
 import { clearRedisPrefix } from "@pm/queue/testing";
 import { SpillPolicy, Tier } from "@pm/rpc";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
