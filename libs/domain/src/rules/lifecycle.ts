@@ -26,14 +26,24 @@ export function settledState(p: Pick<Payload, "placement">): PayloadState {
  * saying what state the payload is in and what the caller can do.
  */
 export function transition(p: Payload, to: PayloadState, now: number, action: string): Payload {
-  if (!canTransition(p.state, to)) {
-    throw new DomainError(
-      "INVALID_TRANSITION",
-      `cannot ${action} payload ${p.id}: it is ${p.state}${hint(p.state, action)}`,
-      { payloadId: p.id, state: p.state },
-    );
-  }
+  if (!canTransition(p.state, to)) throw invalidTransition(p, action);
   return { ...p, state: to, version: p.version + 1, updatedAt: now };
+}
+
+/** Throws INVALID_TRANSITION unless the payload is in `state` (for actions only one state allows). */
+export function requireState(p: Payload, state: PayloadState, action: string): void {
+  if (p.state !== state) throw invalidTransition(p, action);
+}
+
+function invalidTransition(p: Payload, action: string): DomainError {
+  return new DomainError(
+    "INVALID_TRANSITION",
+    `cannot ${action} payload ${p.id}: it is ${p.state}${hint(p.state, action)}`,
+    {
+      payloadId: p.id,
+      state: p.state,
+    },
+  );
 }
 
 function hint(state: PayloadState, action: string): string {

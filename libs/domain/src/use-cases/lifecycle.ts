@@ -3,7 +3,7 @@ import { asPayloadId, type PayloadId } from "../model/ids.ts";
 import { DEFAULT_EVICTION_POLICY, type EvictionPolicy, type Payload } from "../model/payload.ts";
 import type { Placement } from "../model/placement.ts";
 import { isFaster, type Tier } from "../model/tier.ts";
-import { settledState, transition } from "../rules/lifecycle.ts";
+import { requireState, settledState, transition } from "../rules/lifecycle.ts";
 import { validateAllocationTier, validateChecksum, validateSize } from "../rules/validation.ts";
 import type { RequestContext, UseCaseDeps } from "./deps.ts";
 import { type DescriptorView, describe } from "./descriptor.ts";
@@ -106,6 +106,9 @@ export async function commitPayload(
   }
   const committed = await deps.catalog.transaction(async (tx) => {
     const p = await requirePayload(tx, ctx, req.id, true);
+    // Only an ALLOCATED payload commits. SPILLING → ACTIVE/DURABLE is a legal transition (a move
+    // settling), so the state machine alone would let a late commit "settle" a payload mid-move.
+    requireState(p, "ALLOCATED", "commit");
     const next: Payload = {
       ...transition(p, settledState(p), deps.clock.now(), "commit"),
       checksum: req.checksum || undefined,
