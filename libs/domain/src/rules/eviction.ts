@@ -2,6 +2,13 @@ import type { TierUsage } from "../model/catalog-records.ts";
 import type { EvictionPriority, Payload } from "../model/payload.ts";
 import { isFaster, nextSlower, type Tier } from "../model/tier.ts";
 
+/**
+ * Access times are kept to this resolution: a lease within it of the recorded access does not
+ * rewrite the payload row. Eviction orders by least recent access, where a second is plenty, and a
+ * hot payload then costs one row write per second instead of one per lease.
+ */
+export const ACCESS_TIME_RESOLUTION_MS = 1_000;
+
 export interface EvictionCandidate {
   readonly payload: Payload;
   readonly liveLeases: number;

@@ -83,6 +83,20 @@ describe("acquireReadLease", () => {
     expect(list.items[0]?.liveLeases).toBe(5);
   });
 
+  it("records access times to a second: leases within it do not rewrite the payload", async () => {
+    const h = harness();
+    const p = await committed(h);
+    h.clock.advance(7_000);
+    await acquire(h, { id: p.id });
+    const first = (await peek(h, p.id))?.lastAccessAt;
+    h.clock.advance(400);
+    await acquire(h, { id: p.id });
+    expect((await peek(h, p.id))?.lastAccessAt).toBe(first);
+    h.clock.advance(600);
+    await acquire(h, { id: p.id });
+    expect((await peek(h, p.id))?.lastAccessAt).toBe(h.clock.now());
+  });
+
   it("records the access time without bumping the version", async () => {
     const h = harness();
     const p = await committed(h);

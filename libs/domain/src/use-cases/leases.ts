@@ -3,6 +3,7 @@ import { asLeaseId, type LeaseId, type PayloadId } from "../model/ids.ts";
 import { isLive, type Lease } from "../model/lease.ts";
 import { isReadable } from "../model/payload.ts";
 import { isFaster, type StorageTier } from "../model/tier.ts";
+import { ACCESS_TIME_RESOLUTION_MS } from "../rules/eviction.ts";
 import { leaseDuration } from "../rules/leases.ts";
 import type { RequestContext, UseCaseDeps } from "./deps.ts";
 import { type DescriptorView, describe } from "./descriptor.ts";
@@ -58,8 +59,9 @@ export async function acquireReadLease(
         revoked: false,
       };
       await tx.insertLease(lease);
-      await tx.updatePayload({ ...p, lastAccessAt: now });
-      return { lease, payload: { ...p, lastAccessAt: now } } as const;
+      const touched = now - p.lastAccessAt >= ACCESS_TIME_RESOLUTION_MS ? { ...p, lastAccessAt: now } : p;
+      if (touched !== p) await tx.updatePayload(touched);
+      return { lease, payload: touched } as const;
     });
 
   let out = await attempt();
@@ -139,7 +141,8 @@ export async function renewLease(
       expiresAt: Math.max(lease.expiresAt, now + leaseDuration(extendMs, deps.config)),
     };
     await tx.updateLease(renewed);
-    await tx.updatePayload({ ...p, lastAccessAt: now });
+    if (now - p.lastAccessAt >= ACCESS_TIME_RESOLUTION_MS)
+      await tx.updatePayload({ ...p, lastAccessAt: now });
     return { lease: renewed, payload: p };
   });
   return { lease: grant.lease, descriptor: await describe(deps, grant.payload, grant.lease.expiresAt) };
