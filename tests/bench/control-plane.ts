@@ -162,11 +162,18 @@ interface Cell {
 /** Allocate+Commit pairs and AcquireReadLease+ReleaseLease pairs at 1 and 16 clients. */
 async function measurePairs(cp: ControlPlane, baseline?: (concurrency: number) => Promise<LoadResult>) {
   const { client } = cp;
-  const { payloadDescriptor: d } = await client.catalog.allocatePayload({
-    sizeBytes: 4096n,
-    preferredTier: Tier.RAM,
-  });
-  await client.catalog.commitPayload({ id: d!.payloadId });
+  // Leases spread over 64 payloads, as pgbench -N spreads its updates over many accounts; a second
+  // cell leases one hot payload, where every call queues on the same row lock.
+  const pool: { value: Uint8Array }[] = [];
+  for (let i = 0; i < 64; i++) {
+    const { payloadDescriptor: d } = await client.catalog.allocatePayload({
+      sizeBytes: 4096n,
+      preferredTier: Tier.RAM,
+    });
+    await client.catalog.commitPayload({ id: d!.payloadId });
+    pool.push(d!.payloadId!);
+  }
+  let next = 0;
   const created: { value: Uint8Array }[] = [];
   const allocCommit = async () => {
     const a = await client.catalog.allocatePayload({ sizeBytes: 4096n, preferredTier: Tier.RAM });
@@ -174,7 +181,11 @@ async function measurePairs(cp: ControlPlane, baseline?: (concurrency: number) =
     created.push(a.payloadDescriptor!.payloadId!);
   };
   const leasePair = async () => {
-    const l = await client.data.acquireReadLease({ id: d!.payloadId });
+    const l = await client.data.acquireReadLease({ id: pool[next++ % pool.length] });
+    await client.data.releaseLease({ leaseId: l.leaseId });
+  };
+  const hotLeasePair = async () => {
+    const l = await client.data.acquireReadLease({ id: pool[0] });
     await client.data.releaseLease({ leaseId: l.leaseId });
   };
   // Warm up first: the first seconds of each path run interpreted and compile on the side, which
@@ -189,6 +200,7 @@ async function measurePairs(cp: ControlPlane, baseline?: (concurrency: number) =
     for (const [name, op] of [
       ["Allocate+Commit", allocCommit],
       ["AcquireReadLease+ReleaseLease", leasePair],
+      ["  same, one hot payload", hotLeasePair],
     ] as const) {
       cells.push({ name, concurrency, result: await closedLoop(op, concurrency, SECONDS) });
       for (const id of created.splice(0))
