@@ -1,6 +1,5 @@
-import { readFileSync } from "node:fs";
+import { type EnvBinding, loadSection } from "@pm/config";
 import { OBJECT_STORE_ENV, ObjectStoreConfigSchema } from "@pm/objects";
-import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 
 const port = z.number().int().min(0).max(65535);
@@ -80,15 +79,10 @@ export const ApiConfigSchema = z
 
 export type ApiConfig = z.infer<typeof ApiConfigSchema>;
 
-/** Thrown when configuration is invalid; lists every problem so an operator fixes them in one go. */
-export class ConfigError extends Error {
-  constructor(readonly problems: readonly string[]) {
-    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
-    this.name = "ConfigError";
-  }
-}
+export { ConfigError } from "@pm/config";
 
-const ENV: Record<string, { path: string[]; kind: "string" | "number" | "bool" | "tokens" }> = {
+/** Environment overrides of the `api:` section. */
+export const API_ENV: Readonly<Record<string, EnvBinding>> = {
   PM_HOST: { path: ["host"], kind: "string" },
   PM_HTTP_PORT: { path: ["httpPort"], kind: "number" },
   PM_GRPC_PORT: { path: ["grpcPort"], kind: "number" },
@@ -111,15 +105,6 @@ const ENV: Record<string, { path: string[]; kind: "string" | "number" | "bool" |
   ),
 };
 
-function setIn(obj: Record<string, unknown>, path: string[], value: unknown) {
-  let cur = obj;
-  for (const k of path.slice(0, -1)) {
-    if (typeof cur[k] !== "object" || cur[k] === null) cur[k] = {};
-    cur = cur[k] as Record<string, unknown>;
-  }
-  cur[path[path.length - 1]!] = value;
-}
-
 /**
  * Reads the `api:` section of the YAML file (if any), applies `PM_*` overrides and validates.
  * Throws ConfigError listing every problem.
@@ -128,43 +113,5 @@ export function loadConfig(
   file: string | undefined,
   env: Readonly<Record<string, string | undefined>>,
 ): ApiConfig {
-  const problems: string[] = [];
-  let raw: Record<string, unknown> = {};
-  if (file) {
-    try {
-      const doc = parseYaml(readFileSync(file, "utf8")) as Record<string, unknown> | null;
-      raw = (doc?.api as Record<string, unknown> | undefined) ?? {};
-    } catch (e) {
-      throw new ConfigError([`cannot read config file ${file}: ${(e as Error).message}`]);
-    }
-  }
-  for (const [name, spec] of Object.entries(ENV)) {
-    const v = env[name];
-    if (v === undefined || v === "") continue;
-    if (spec.kind === "number") {
-      const n = Number(v);
-      if (!Number.isFinite(n)) problems.push(`${name}=${v} is not a number`);
-      else setIn(raw, spec.path, n);
-    } else if (spec.kind === "bool") {
-      if (!["true", "false", "1", "0"].includes(v)) problems.push(`${name}=${v} must be true or false`);
-      else setIn(raw, spec.path, v === "true" || v === "1");
-    } else if (spec.kind === "tokens") {
-      const tokens: Record<string, string> = {};
-      for (const pair of v.split(",")) {
-        const [token, ns] = pair.split("=");
-        if (!token || !ns) problems.push(`${name} must look like token=namespace,token2=namespace2`);
-        else tokens[token.trim()] = ns.trim();
-      }
-      setIn(raw, spec.path, tokens);
-    } else {
-      setIn(raw, spec.path, v);
-    }
-  }
-  const parsed = ApiConfigSchema.safeParse(raw);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues)
-      problems.push(`api.${issue.path.join(".") || "(root)"}: ${issue.message}`);
-  }
-  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
-  return parsed.data;
+  return loadSection({ file, env, section: "api", schema: ApiConfigSchema, envTable: API_ENV });
 }

@@ -1,6 +1,5 @@
-import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { parse as parseYaml } from "yaml";
+import { type EnvBinding, loadSection } from "@pm/config";
 import { z } from "zod";
 
 const bytes = z.number().int().positive();
@@ -95,14 +94,11 @@ export const AgentConfigSchema = z
 
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
 
-export class AgentConfigError extends Error {
-  constructor(readonly problems: readonly string[]) {
-    super(`invalid agent configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
-    this.name = "ConfigError";
-  }
-}
+/** Invalid agent configuration (the shared ConfigError; every problem listed). */
+export { ConfigError as AgentConfigError } from "@pm/config";
 
-const ENV: Record<string, { path: string[]; kind: "string" | "number" | "bool" }> = {
+/** Environment overrides of the `agent:` section. */
+export const AGENT_ENV: Readonly<Record<string, EnvBinding>> = {
   PM_AGENT_ID: { path: ["agentId"], kind: "string" },
   PM_AGENT_HOST: { path: ["host"], kind: "string" },
   PM_AGENT_LISTEN_HOST: { path: ["listenHost"], kind: "string" },
@@ -117,7 +113,7 @@ const ENV: Record<string, { path: string[]; kind: "string" | "number" | "bool" }
   PM_RAM_PREFIX: { path: ["tiers", "ram", "prefix"], kind: "string" },
   PM_DISK_ROOT: { path: ["tiers", "disk", "root"], kind: "string" },
   PM_DISK_CAPACITY_BYTES: { path: ["tiers", "disk", "capacityBytes"], kind: "number" },
-  PM_GPU_ENABLED: { path: ["tiers", "gpu", "enabled"], kind: "bool" },
+  PM_GPU_ENABLED: { path: ["tiers", "gpu", "enabled"], kind: "bool-or-auto" },
   PM_S3_ENDPOINT: { path: ["objectStore", "endpoint"], kind: "string" },
   PM_S3_REGION: { path: ["objectStore", "region"], kind: "string" },
   PM_S3_BUCKET: { path: ["objectStore", "bucket"], kind: "string" },
@@ -133,39 +129,5 @@ export function loadAgentConfig(
   file: string | undefined,
   env: Readonly<Record<string, string | undefined>>,
 ): AgentConfig {
-  const problems: string[] = [];
-  let raw: Record<string, unknown> = {};
-  if (file) {
-    try {
-      const doc = parseYaml(readFileSync(file, "utf8")) as Record<string, unknown> | null;
-      raw = (doc?.agent as Record<string, unknown> | undefined) ?? {};
-    } catch (e) {
-      throw new AgentConfigError([`cannot read config file ${file}: ${(e as Error).message}`]);
-    }
-  }
-  for (const [name, spec] of Object.entries(ENV)) {
-    const v = env[name];
-    if (v === undefined || v === "") continue;
-    let value: unknown = v;
-    if (spec.kind === "number") {
-      value = Number(v);
-      if (!Number.isFinite(value)) {
-        problems.push(`${name}=${v} is not a number`);
-        continue;
-      }
-    } else if (spec.kind === "bool") {
-      value = v === "auto" ? "auto" : v === "true" || v === "1";
-    }
-    let cur = raw;
-    for (const k of spec.path.slice(0, -1)) {
-      if (typeof cur[k] !== "object" || cur[k] === null) cur[k] = {};
-      cur = cur[k] as Record<string, unknown>;
-    }
-    cur[spec.path[spec.path.length - 1]!] = value;
-  }
-  const parsed = AgentConfigSchema.safeParse(raw);
-  if (!parsed.success)
-    for (const i of parsed.error.issues) problems.push(`agent.${i.path.join(".") || "(root)"}: ${i.message}`);
-  if (problems.length > 0 || !parsed.success) throw new AgentConfigError(problems);
-  return parsed.data;
+  return loadSection({ file, env, section: "agent", schema: AgentConfigSchema, envTable: AGENT_ENV });
 }

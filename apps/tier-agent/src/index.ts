@@ -1,2 +1,8 @@
-export { type AgentConfig, AgentConfigError, AgentConfigSchema, loadAgentConfig } from "./config.ts";
+export {
+  AGENT_ENV,
+  type AgentConfig,
+  AgentConfigError,
+  AgentConfigSchema,
+  loadAgentConfig,
+} from "./config.ts";
 export { type AgentHandle, startAgent } from "./main.ts";

@@ -1,8 +1,7 @@
-import { readFileSync } from "node:fs";
+import { type EnvBinding, loadSection } from "@pm/config";
 import { parseCatalogUrl } from "@pm/db";
 import { isDomainError } from "@pm/domain";
 import { OBJECT_STORE_ENV, ObjectStoreConfigSchema } from "@pm/objects";
-import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 
 const port = z.number().int().min(0).max(65535);
@@ -67,18 +66,11 @@ export const WorkerConfigSchema = z
 
 export type WorkerConfig = z.infer<typeof WorkerConfigSchema>;
 
-/** Thrown when configuration is invalid; lists every problem so an operator fixes them in one go. */
-export class WorkerConfigError extends Error {
-  constructor(readonly problems: readonly string[]) {
-    super(`invalid worker configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
-    this.name = "WorkerConfigError";
-  }
-}
+/** Invalid worker configuration (the shared ConfigError; every problem listed). */
+export { ConfigError as WorkerConfigError } from "@pm/config";
 
 /** Environment overrides: variable → path in the `worker:` section. */
-export const WORKER_ENV: Readonly<
-  Record<string, { path: readonly string[]; kind: "string" | "number" | "bool" }>
-> = {
+export const WORKER_ENV: Readonly<Record<string, EnvBinding>> = {
   PM_REDIS_URL: { path: ["redisUrl"], kind: "string" },
   PM_CATALOG_URL: { path: ["catalogUrl"], kind: "string" },
   PM_LOG_LEVEL: { path: ["logLevel"], kind: "string" },
@@ -102,15 +94,6 @@ export const WORKER_ENV: Readonly<
   ),
 };
 
-function setIn(obj: Record<string, unknown>, path: readonly string[], value: unknown) {
-  let cur = obj;
-  for (const k of path.slice(0, -1)) {
-    if (typeof cur[k] !== "object" || cur[k] === null) cur[k] = {};
-    cur = cur[k] as Record<string, unknown>;
-  }
-  cur[path[path.length - 1]!] = value;
-}
-
 /**
  * Reads the `worker:` section of the YAML file (if any), applies `PM_*` overrides and validates.
  * Throws WorkerConfigError listing every problem.
@@ -119,50 +102,20 @@ export function loadWorkerConfig(
   file: string | undefined,
   env: Readonly<Record<string, string | undefined>>,
 ): WorkerConfig {
-  const problems: string[] = [];
-  let raw: Record<string, unknown> = {};
-  if (file) {
-    let doc: unknown;
-    try {
-      doc = parseYaml(readFileSync(file, "utf8"));
-    } catch (e) {
-      throw new WorkerConfigError([`cannot read config file ${file}: ${(e as Error).message}`]);
-    }
-    const section = (doc as Record<string, unknown> | null)?.worker;
-    if (
-      section !== undefined &&
-      section !== null &&
-      (typeof section !== "object" || Array.isArray(section))
-    ) {
-      throw new WorkerConfigError([`${file}: worker: must be a mapping`]);
-    }
-    raw = structuredClone((section as Record<string, unknown> | undefined) ?? {});
-  }
-  for (const [name, spec] of Object.entries(WORKER_ENV)) {
-    const v = env[name];
-    if (v === undefined || v === "") continue;
-    if (spec.kind === "number") {
-      const n = Number(v);
-      if (!Number.isFinite(n)) problems.push(`${name}=${v} is not a number`);
-      else setIn(raw, spec.path, n);
-    } else if (spec.kind === "bool") {
-      setIn(raw, spec.path, v === "true" || v === "1");
-    } else {
-      setIn(raw, spec.path, v);
-    }
-  }
-  const parsed = WorkerConfigSchema.safeParse(raw);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues)
-      problems.push(`worker.${issue.path.join(".") || "(root)"}: ${issue.message}`);
-  } else {
-    try {
-      parseCatalogUrl(parsed.data.catalogUrl);
-    } catch (e) {
-      if (!isDomainError(e)) throw e;
-      problems.push(`worker.catalogUrl: ${e.message}`);
-    }
-  }
-  if (problems.length > 0 || !parsed.success) throw new WorkerConfigError(problems);
-  return parsed.data;
+  return loadSection({
+    file,
+    env,
+    section: "worker",
+    schema: WorkerConfigSchema,
+    envTable: WORKER_ENV,
+    check: (config) => {
+      try {
+        parseCatalogUrl(config.catalogUrl);
+        return [];
+      } catch (e) {
+        if (!isDomainError(e)) throw e;
+        return [`worker.catalogUrl: ${e.message}`];
+      }
+    },
+  });
 }
