@@ -41,7 +41,7 @@ die() {
 
 print_env() {
   cat <<EOF
-export PM_DATABASE_URL=postgres://${PG_USER}@127.0.0.1:${PG_PORT}/${PG_DB}
+export PM_TEST_DATABASE_URL=postgres://${PG_USER}@127.0.0.1:${PG_PORT}/${PG_DB}
 export PM_REDIS_URL=redis://127.0.0.1:${REDIS_PORT}
 export PM_S3_ENDPOINT=http://127.0.0.1:${S3_PORT}
 export PM_S3_REGION=${S3_REGION}

@@ -2,9 +2,8 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { dirname, join, posix, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type ApiConfig, ApiConfigSchema, loadConfig } from "@pm/api";
-import { OBJECT_STORE_ENV } from "@pm/objects";
-import { type AgentConfig, AgentConfigSchema, loadAgentConfig } from "@pm/tier-agent";
+import { API_ENV, type ApiConfig, ApiConfigSchema, loadConfig } from "@pm/api";
+import { AGENT_ENV, type AgentConfig, AgentConfigSchema, loadAgentConfig } from "@pm/tier-agent";
 import { loadWorkerConfig, WORKER_ENV, type WorkerConfig, WorkerConfigSchema } from "@pm/worker";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
@@ -62,13 +61,10 @@ const loaders: Record<"api" | "worker" | "agent" | "edge", Loader> = {
 };
 
 const READ_BY = {
-  // apps/api/src/config.ts spreads OBJECT_STORE_ENV into its private table.
-  api: new Set([
-    ...envNamesInSource("apps/api/src/config.ts", /\nconst ENV[^=]*= \{\n([\s\S]*?)\n\};/),
-    ...Object.keys(OBJECT_STORE_ENV),
-  ]),
+  // The env tables the config loaders apply (API_ENV includes OBJECT_STORE_ENV).
+  api: new Set(Object.keys(API_ENV)),
   worker: new Set(Object.keys(WORKER_ENV)),
-  agent: new Set(envNamesInSource("apps/tier-agent/src/config.ts", /\nconst ENV[^=]*= \{\n([\s\S]*?)\n\};/)),
+  agent: new Set(Object.keys(AGENT_ENV)),
   edge: new Set(envNamesInSource("apps/api/src/edge/edge-config.ts", /interface EdgeEnv \{\n([\s\S]*?)\n\}/)),
 };
 /** The env table each launcher role validates (migrate reads the api: section's catalogUrl). */

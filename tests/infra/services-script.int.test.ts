@@ -51,7 +51,7 @@ describe("infra/dev/services.sh", () => {
 
   it("prints the settings it used as export lines", () => {
     expect(env).toMatchObject({
-      PM_DATABASE_URL: "postgres://postgres@127.0.0.1:5432/test",
+      PM_TEST_DATABASE_URL: "postgres://postgres@127.0.0.1:5432/test",
       PM_REDIS_URL: "redis://127.0.0.1:6379",
       PM_S3_ENDPOINT: "http://127.0.0.1:9000",
       PM_S3_REGION: "us-east-1",
