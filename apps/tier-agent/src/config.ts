@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
 import { type EnvBinding, loadSection } from "@pm/config";
+import { OBJECT_STORE_ENV, ObjectStoreConfigSchema } from "@pm/objects";
 import { z } from "zod";
 
 const bytes = z.number().int().positive();
@@ -66,29 +67,19 @@ export const AgentConfigSchema = z
      * The object store this agent uploads spilled payloads to and downloads promoted ones from
      * (the same bucket as the API's objectStore). Absent: no copies to or from OBJECT here.
      */
-    objectStore: z
-      .object({
-        /** S3 endpoint URL; absent = AWS S3 for the region. */
-        endpoint: z.string().url().optional(),
-        region: z.string().min(1).default("us-east-1"),
-        bucket: z.string().min(3).max(63),
-        accessKeyId: z.string().min(1),
-        secretAccessKey: z.string().min(1),
-        forcePathStyle: z.boolean().default(false),
-        /** Multipart part size; memory does not grow with it (parts are streamed from the region). */
-        partSizeBytes: z
-          .number()
-          .int()
-          .min(5 * 1024 ** 2)
-          .max(5 * 1024 ** 3)
-          .default(64 * 1024 ** 2),
-        /** Parts or ranges in flight per copy. */
-        concurrency: z.number().int().min(1).max(64).default(4),
-        /** Most parts per object (Swift SLO default 1000; AWS 10000); larger payloads get larger parts. */
-        maxParts: z.number().int().min(1).max(10_000).default(1000),
-      })
-      .strict()
-      .optional(),
+    objectStore: ObjectStoreConfigSchema.extend({
+      /** Multipart part size; memory does not grow with it (parts are streamed from the region). */
+      partSizeBytes: z
+        .number()
+        .int()
+        .min(5 * 1024 ** 2)
+        .max(5 * 1024 ** 3)
+        .default(64 * 1024 ** 2),
+      /** Parts or ranges in flight per copy. */
+      concurrency: z.number().int().min(1).max(64).default(4),
+      /** Most parts per object (Swift SLO default 1000; AWS 10000); larger payloads get larger parts. */
+      maxParts: z.number().int().min(1).max(10_000).default(1000),
+    }).optional(),
   })
   .strict();
 
@@ -114,12 +105,12 @@ export const AGENT_ENV: Readonly<Record<string, EnvBinding>> = {
   PM_DISK_ROOT: { path: ["tiers", "disk", "root"], kind: "string" },
   PM_DISK_CAPACITY_BYTES: { path: ["tiers", "disk", "capacityBytes"], kind: "number" },
   PM_GPU_ENABLED: { path: ["tiers", "gpu", "enabled"], kind: "bool-or-auto" },
-  PM_S3_ENDPOINT: { path: ["objectStore", "endpoint"], kind: "string" },
-  PM_S3_REGION: { path: ["objectStore", "region"], kind: "string" },
-  PM_S3_BUCKET: { path: ["objectStore", "bucket"], kind: "string" },
-  PM_S3_ACCESS_KEY_ID: { path: ["objectStore", "accessKeyId"], kind: "string" },
-  PM_S3_SECRET_ACCESS_KEY: { path: ["objectStore", "secretAccessKey"], kind: "string" },
-  PM_S3_FORCE_PATH_STYLE: { path: ["objectStore", "forcePathStyle"], kind: "bool" },
+  ...Object.fromEntries(
+    Object.entries(OBJECT_STORE_ENV).map(([name, v]) => [
+      name,
+      { path: ["objectStore", v.key], kind: v.kind },
+    ]),
+  ),
   PM_S3_PART_SIZE_BYTES: { path: ["objectStore", "partSizeBytes"], kind: "number" },
   PM_S3_CONCURRENCY: { path: ["objectStore", "concurrency"], kind: "number" },
 };
