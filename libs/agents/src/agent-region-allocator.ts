@@ -55,15 +55,6 @@ export class AgentRegionAllocator implements RegionAllocator {
     return this.opts.catalog.transaction((tx) => tx.listAgents());
   }
 
-  async tiers(): Promise<readonly StorageTier[]> {
-    const now = this.opts.clock.now();
-    const tiers = new Set<StorageTier>();
-    for (const a of await this.agents()) {
-      if (now - a.lastHeartbeatAt <= this.opts.agentTtlMs) for (const t of a.tiers) tiers.add(t.tier);
-    }
-    return [...tiers];
-  }
-
   async allocate(req: AllocateRegionRequest): Promise<Placement> {
     const all = await this.agents();
     if (!all.some((a) => a.tiers.some((t) => t.tier === req.tier))) {

@@ -13,7 +13,6 @@ import {
   type PayloadId,
   type Placement,
   type RegionAllocator,
-  type StorageTier,
 } from "@pm/domain";
 import { DEFAULT_KEY_PREFIX, isValidKeyPrefix, objectKeyOf, sidecarKeyOf } from "./object-keys.ts";
 import { describeS3Error, isS3NotFound } from "./s3-client.ts";
@@ -50,10 +49,6 @@ export class ObjectRegionAllocator implements RegionAllocator {
     if (!opts.bucket) throw new Error("the object tier needs a bucket");
     if (!isValidKeyPrefix(this.keyPrefix))
       throw new Error(`invalid object key prefix ${JSON.stringify(this.keyPrefix)}`);
-  }
-
-  async tiers(): Promise<readonly StorageTier[]> {
-    return ["OBJECT"];
   }
 
   /** The object location a payload's bytes go to. */

@@ -49,9 +49,6 @@ class FakeAgents implements ObjectCopyAgents {
   readonly calls: string[] = [];
   failUpload: Error | undefined;
 
-  async tiers(): Promise<readonly StorageTier[]> {
-    return ["RAM", "DISK"];
-  }
   async allocate(req: AllocateRegionRequest): Promise<Placement> {
     this.calls.push(`allocate ${req.tier}`);
     return agentPlacement(req.tier, req.sizeBytes);
@@ -99,7 +96,6 @@ describe("ObjectRegionAllocator and TieredRegionAllocator on the real object sto
     expect(await objectSize(s3, cfg.bucket, keyOf(p))).toBeUndefined();
     await tiered.allocate({ payloadId: id, tier: "RAM", sizeBytes: 10, preferredHost: undefined });
     expect(agents.calls).toEqual(["allocate RAM"]);
-    expect([...(await tiered.tiers())].sort()).toEqual(["DISK", "OBJECT", "RAM"]);
   });
 
   it("free deletes the object and its sidecar, and succeeds again when both are gone", async () => {

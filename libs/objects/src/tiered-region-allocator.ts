@@ -5,7 +5,6 @@ import {
   type PayloadId,
   type Placement,
   type RegionAllocator,
-  type StorageTier,
 } from "@pm/domain";
 import type { ObjectRegionAllocator, ObjectTarget } from "./object-region-allocator.ts";
 
@@ -43,12 +42,6 @@ export class TieredRegionAllocator implements RegionAllocator {
   constructor(opts: TieredRegionAllocatorOptions) {
     this.agents = opts.agents;
     this.objects = opts.objects;
-  }
-
-  async tiers(): Promise<readonly StorageTier[]> {
-    const tiers = new Set<StorageTier>(await this.agents.tiers());
-    for (const t of await this.objects.tiers()) tiers.add(t);
-    return [...tiers];
   }
 
   allocate(req: AllocateRegionRequest): Promise<Placement> {

@@ -5,7 +5,6 @@ import {
   type PayloadId,
   type Placement,
   type RegionAllocator,
-  type StorageTier,
 } from "@pm/domain";
 
 /**
@@ -25,10 +24,6 @@ export class MemoryRegionAllocator implements RegionAllocator {
     private readonly agentId = "edge-memory",
     private readonly host = "edge",
   ) {}
-
-  async tiers(): Promise<readonly StorageTier[]> {
-    return ["DISK"];
-  }
 
   async allocate(req: AllocateRegionRequest): Promise<Placement> {
     if (req.tier !== "DISK") {

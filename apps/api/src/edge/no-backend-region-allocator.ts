@@ -4,7 +4,6 @@ import {
   DomainError,
   type Placement,
   type RegionAllocator,
-  type StorageTier,
 } from "@pm/domain";
 
 const REASON =
@@ -16,10 +15,6 @@ const REASON =
  * allocation fails with an actionable error instead of pretending to place bytes.
  */
 export class NoBackendRegionAllocator implements RegionAllocator {
-  async tiers(): Promise<readonly StorageTier[]> {
-    return [];
-  }
-
   async allocate(req: AllocateRegionRequest): Promise<Placement> {
     throw new DomainError("TIER_UNAVAILABLE", `cannot place on the ${req.tier} tier: ${REASON}`);
   }

@@ -25,8 +25,6 @@ export interface CopyRegionRequest {
  * NO_AGENT (no live agent), TIER_FULL (no capacity), UNAVAILABLE (backend unreachable).
  */
 export interface RegionAllocator {
-  /** Tiers this allocator can place on right now. */
-  tiers(): Promise<readonly StorageTier[]>;
   allocate(req: AllocateRegionRequest): Promise<Placement>;
   /** Frees a region; freeing one that is already gone succeeds. */
   free(payloadId: PayloadId, placement: Placement): Promise<void>;

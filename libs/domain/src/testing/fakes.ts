@@ -60,9 +60,6 @@ export class FakeAllocator implements RegionAllocator {
   has(id: string, tier: StorageTier): boolean {
     return this.regions.has(this.key(id, tier));
   }
-  async tiers(): Promise<readonly StorageTier[]> {
-    return Object.keys(this.capacity) as StorageTier[];
-  }
   async allocate(req: AllocateRegionRequest): Promise<Placement> {
     const cap = this.capacity[req.tier];
     if (cap === undefined) {
