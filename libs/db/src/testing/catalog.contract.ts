@@ -449,6 +449,9 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
         expect(await tx((t) => t.deleteLease(l.id))).toBe(true);
         expect(await tx((t) => t.deleteLease(l.id))).toBe(false);
         expect(await tx((t) => t.getLease(l.id))).toBeUndefined();
+        // A lease released concurrently stays released: updating it does not bring it back.
+        await tx((t) => t.updateLease(renewed));
+        expect(await tx((t) => t.getLease(l.id))).toBeUndefined();
       });
 
       it("lists the payload's unexpired leases, revoked ones included", async () => {

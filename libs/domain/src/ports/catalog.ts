@@ -95,6 +95,7 @@ export interface CatalogTx {
 
   insertLease(l: Lease): Promise<void>;
   getLease(id: LeaseId): Promise<Lease | undefined>;
+  /** Updates a lease; one that was released (deleted) meanwhile stays gone. */
   updateLease(l: Lease): Promise<void>;
   /** Returns whether a lease was removed. */
   deleteLease(id: LeaseId): Promise<boolean>;

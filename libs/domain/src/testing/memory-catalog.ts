@@ -165,7 +165,7 @@ class MemoryTx implements CatalogTx {
     return this.s.leases.get(id);
   }
   async updateLease(l: Lease) {
-    this.s.leases.set(l.id, l);
+    if (this.s.leases.has(l.id)) this.s.leases.set(l.id, l);
   }
   async deleteLease(id: LeaseId) {
     return this.s.leases.delete(id);
