@@ -13,9 +13,18 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { createPayloadClient, type PayloadClient } from "@pm/client";
-import { Tier } from "@pm/rpc";
+import { EmptySchema } from "@bufbuild/protobuf/wkt";
+import type { PayloadClient } from "@pm/client";
+import { createNodePayloadClient } from "@pm/client/node";
+import {
+  AcquireReadLeaseRequestSchema,
+  AcquireReadLeaseResponseSchema,
+  PayloadDataService,
+  ReleaseLeaseRequestSchema,
+  Tier,
+} from "@pm/rpc";
 import pg from "pg";
+import { leanConnect } from "./lib/lean-connect.ts";
 import { closedLoop, fmt, type LoadResult, percentile, table } from "./lib/stats.ts";
 
 const SECONDS = Number(process.env.PM_BENCH_SECONDS ?? 3);
@@ -79,8 +88,8 @@ interface Child {
 }
 
 /** `payload-manager <role>` as a child process with `env` on top of this one's, output kept for failure messages. */
-function spawnRole(role: "api" | "agent", env: Record<string, string>): Child {
-  const proc = spawn(process.execPath, [join(ROOT, "bin/payload-manager.mjs"), role], {
+function spawnRole(role: "api" | "agent", env: Record<string, string>, nodeArgs: string[] = []): Child {
+  const proc = spawn(process.execPath, [...nodeArgs, join(ROOT, "bin/payload-manager.mjs"), role], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -116,12 +125,18 @@ export async function startControlPlane(catalogUrl?: string): Promise<ControlPla
   const [httpPort, grpcPort, agentPort] = [await freePort(), await freePort(), await freePort()];
   const url = `http://127.0.0.1:${httpPort}`;
   const common = { PM_DATA_DIR: dir, PM_LOG_LEVEL: process.env.PM_BENCH_LOG_LEVEL ?? "warn" };
-  const api = spawnRole("api", {
-    ...common,
-    PM_HTTP_PORT: String(httpPort),
-    PM_GRPC_PORT: String(grpcPort),
-    PM_CATALOG_URL: catalogUrl ?? `sqlite:${join(dir, "catalog.db")}`,
-  });
+  // PM_BENCH_API_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the API under load.
+  const nodeArgs = process.env.PM_BENCH_API_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
+  const api = spawnRole(
+    "api",
+    {
+      ...common,
+      PM_HTTP_PORT: String(httpPort),
+      PM_GRPC_PORT: String(grpcPort),
+      PM_CATALOG_URL: catalogUrl ?? `sqlite:${join(dir, "catalog.db")}`,
+    },
+    nodeArgs,
+  );
   const children: Child[] = [api];
   const stopAll = async () => {
     for (const c of children.reverse()) await c.stop();
@@ -148,7 +163,7 @@ export async function startControlPlane(catalogUrl?: string): Promise<ControlPla
   return {
     url,
     pids: { api: api.proc.pid!, agent: children[1]!.proc.pid! },
-    client: createPayloadClient({ baseUrl: url }),
+    client: createNodePayloadClient({ baseUrl: url }),
     close: stopAll,
   };
 }
@@ -157,7 +172,75 @@ interface Cell {
   readonly name: string;
   readonly concurrency: number;
   readonly result: LoadResult;
+  /** CPU time per pair (µs) by process group, where it could be read from /proc. */
+  readonly cpu: CpuSplit | undefined;
 }
+
+interface CpuSplit {
+  readonly loadgen: number;
+  readonly api: number;
+  readonly agent: number;
+  readonly postgres: number;
+}
+
+const TICKS_PER_SEC = 100; // USER_HZ on Linux
+
+/** utime + stime of a process in seconds (0 when it is gone or /proc is absent). */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SEC;
+  } catch {
+    return 0;
+  }
+}
+
+/** Pids of every process named `postgres` (the server and its backends). */
+function postgresPids(): number[] {
+  try {
+    return readdirSync("/proc")
+      .filter((d) => /^\d+$/.test(d))
+      .filter((d) => {
+        try {
+          return readFileSync(`/proc/${d}/comm`, "utf8").trim() === "postgres";
+        } catch {
+          return false;
+        }
+      })
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** Runs `fn` and splits the CPU time the processes spent meanwhile per `ops`, in µs. */
+async function withCpu<T extends { ops: number }>(
+  pids: ControlPlane["pids"],
+  fn: () => Promise<T>,
+): Promise<{ result: T; cpu: CpuSplit | undefined }> {
+  const pg0 = new Map(postgresPids().map((p) => [p, cpuSeconds(p)]));
+  const before = { loadgen: process.cpuUsage(), api: cpuSeconds(pids.api), agent: cpuSeconds(pids.agent) };
+  const result = await fn();
+  const loadgen = process.cpuUsage(before.loadgen);
+  // Backends started during the cell count from zero.
+  const postgres = postgresPids().reduce((t, p) => t + cpuSeconds(p) - (pg0.get(p) ?? 0), 0);
+  if (before.api === 0 || result.ops === 0) return { result, cpu: undefined };
+  const per = (seconds: number) => (seconds * 1e6) / result.ops;
+  return {
+    result,
+    cpu: {
+      loadgen: per((loadgen.user + loadgen.system) / 1e6),
+      api: per(cpuSeconds(pids.api) - before.api),
+      agent: per(cpuSeconds(pids.agent) - before.agent),
+      postgres: per(postgres),
+    },
+  };
+}
+
+const CPU_HEADER = "CPU µs/pair: load gen / API / agent / Postgres";
+const cpuText = (c: CpuSplit | undefined) =>
+  c ? `${fmt(c.loadgen)} / ${fmt(c.api)} / ${fmt(c.agent)} / ${fmt(c.postgres)}` : "n/a";
 
 /** Allocate+Commit pairs and AcquireReadLease+ReleaseLease pairs at 1 and 16 clients. */
 async function measurePairs(cp: ControlPlane, baseline?: (concurrency: number) => Promise<LoadResult>) {
@@ -180,12 +263,26 @@ async function measurePairs(cp: ControlPlane, baseline?: (concurrency: number) =
     await client.catalog.commitPayload({ id: a.payloadDescriptor!.payloadId });
     created.push(a.payloadDescriptor!.payloadId!);
   };
-  const leasePair = async () => {
-    const l = await client.data.acquireReadLease({ id: pool[next++ % pool.length] });
-    await client.data.releaseLease({ leaseId: l.leaseId });
+  // Lease pairs are driven by the lean Connect client (see lib/lean-connect.ts): the server does
+  // the same work, and the two shared CPUs go to it rather than to the load generator. One cell
+  // repeats the spread pairs through the SDK's Node client for comparison.
+  const unary = leanConnect(cp.url);
+  const acquire = unary(
+    PayloadDataService,
+    "AcquireReadLease",
+    AcquireReadLeaseRequestSchema,
+    AcquireReadLeaseResponseSchema,
+  );
+  const release = unary(PayloadDataService, "ReleaseLease", ReleaseLeaseRequestSchema, EmptySchema);
+  const acquireBodies = pool.map((id) => acquire.encode({ id }));
+  const leanPair = async (body: Uint8Array) => {
+    const l = await acquire.call(body);
+    await release.call(release.encode({ leaseId: l.leaseId }));
   };
-  const hotLeasePair = async () => {
-    const l = await client.data.acquireReadLease({ id: pool[0] });
+  const leasePair = () => leanPair(acquireBodies[next++ % acquireBodies.length]!);
+  const hotLeasePair = () => leanPair(acquireBodies[0]!);
+  const sdkLeasePair = async () => {
+    const l = await client.data.acquireReadLease({ id: pool[next++ % pool.length] });
     await client.data.releaseLease({ leaseId: l.leaseId });
   };
   // Warm up first: the first seconds of each path run interpreted and compile on the side, which
@@ -197,12 +294,15 @@ async function measurePairs(cp: ControlPlane, baseline?: (concurrency: number) =
   const baselines = new Map<number, LoadResult>();
   for (const concurrency of [1, 16]) {
     if (baseline) baselines.set(concurrency, await baseline(concurrency));
-    for (const [name, op] of [
+    const ops: [string, () => Promise<void>][] = [
       ["Allocate+Commit", allocCommit],
       ["AcquireReadLease+ReleaseLease", leasePair],
       ["  same, one hot payload", hotLeasePair],
-    ] as const) {
-      cells.push({ name, concurrency, result: await closedLoop(op, concurrency, SECONDS) });
+    ];
+    if (concurrency > 1) ops.push(["  same, SDK client (connect-node)", sdkLeasePair]);
+    for (const [name, op] of ops) {
+      const { result, cpu } = await withCpu(cp.pids, () => closedLoop(op, concurrency, SECONDS));
+      cells.push({ name, concurrency, result, cpu });
       for (const id of created.splice(0))
         await client.catalog.delete({ id, force: true }).catch(() => undefined);
     }
@@ -231,6 +331,7 @@ export async function controlPlaneBench(catalogUrl?: string): Promise<void> {
         c.result.p99Ms,
         base.opsPerSec,
         `${fmt((2 * c.result.opsPerSec) / base.opsPerSec)}x`,
+        cpuText(c.cpu),
       ]);
     }
     rows.push([
@@ -241,11 +342,21 @@ export async function controlPlaneBench(catalogUrl?: string): Promise<void> {
       base.p99Ms,
       base.opsPerSec,
       "1.00x",
+      "",
     ]);
   }
   table(
     `Control plane over Connect on loopback (${catalogUrl?.startsWith("postgres") ? "Postgres" : "SQLite"} catalog, ${SECONDS}s per cell)`,
-    ["operation", "clients", "pairs/s", "p50 ms", "p99 ms", "baseline req/s", "calls/s ÷ baseline"],
+    [
+      "operation",
+      "clients",
+      "pairs/s",
+      "p50 ms",
+      "p99 ms",
+      "baseline req/s",
+      "calls/s ÷ baseline",
+      CPU_HEADER,
+    ],
     rows,
   );
   await cp.close();
@@ -354,6 +465,7 @@ export async function controlPlanePostgresBench(): Promise<void> {
             c.result.p99Ms,
             base.opsPerSec,
             `${fmt(c.result.opsPerSec / base.opsPerSec)}x`,
+            cpuText(c.cpu),
           ]);
         }
         rows.push([
@@ -364,11 +476,12 @@ export async function controlPlanePostgresBench(): Promise<void> {
           base.p99Ms,
           base.opsPerSec,
           "1.00x",
+          "",
         ]);
       }
       table(
         `Control plane on Postgres (fresh database ${db.name}, ${SECONDS}s per cell; pgbench -N -j 2 -T ${PGBENCH_SECONDS} on the same database in the same run; targets at 16 clients: lease pairs ≥ 0.5x, allocate+commit ≥ 0.3x)`,
-        ["operation", "clients", "pairs/s", "p50 ms", "p99 ms", "pgbench TPS", "pairs/s ÷ TPS"],
+        ["operation", "clients", "pairs/s", "p50 ms", "p99 ms", "pgbench TPS", "pairs/s ÷ TPS", CPU_HEADER],
         rows,
       );
     } finally {

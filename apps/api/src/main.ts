@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
+import { Agent } from "node:http";
 import { resolve } from "node:path";
-import { createConnectTransport } from "@connectrpc/connect-web";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import { openCatalog, PostgresStreamNotifier, parseCatalogUrl } from "@pm/db";
 import { DEFAULT_DOMAIN_CONFIG, DomainError, isAgentLive, type JobQueue, type UseCaseDeps } from "@pm/domain";
 import { createRegionAllocation } from "@pm/objects";
@@ -32,15 +33,25 @@ export interface ApiOverrides {
 export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}): Promise<ApiHandle> {
   const log: Logger = overrides.log ?? pino({ level: config.logLevel, name: "payload-manager-api" });
   mkdirSync(resolve(config.dataDir), { recursive: true, mode: 0o700 });
-  const catalog = await openCatalog(config.catalogUrl);
+  const metrics = new PromMetrics();
+  const catalog = await openCatalog(config.catalogUrl, {
+    postgres: { onGroupCommit: (kind, size) => metrics.observeGroupCommit(kind, size) },
+  });
   const clock = { now: () => Date.now() };
+  const agentHttp = new Agent({ keepAlive: true });
   // Agents hold GPU/RAM/DISK bytes; with an object store, OBJECT placements live there (the API
   // only presigns and HEADs; agents move the bytes).
   const regions = createRegionAllocation({
     catalog,
     clock,
     agentTtlMs: config.agentTtlMs,
-    transportFor: (endpoint) => createConnectTransport({ baseUrl: endpoint }),
+    // node:http with keep-alive: a quarter less CPU per agent call than fetch (docs/benchmarks.md).
+    transportFor: (endpoint) =>
+      createConnectTransport({
+        baseUrl: endpoint,
+        httpVersion: "1.1",
+        nodeOptions: endpoint.startsWith("https:") ? {} : { agent: agentHttp },
+      }),
     objectStore: config.objectStore,
   });
   const { allocator, presigner } = regions;
@@ -72,7 +83,6 @@ export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}):
       agentTtlMs: config.agentTtlMs,
     },
   };
-  const metrics = new PromMetrics();
   // Replicas on one Postgres catalog wake each other's Subscribe feeds over LISTEN/NOTIFY; with
   // SQLite or memory there is one process per catalog, so in-process delivery reaches everyone.
   const catalogAt = parseCatalogUrl(config.catalogUrl);

@@ -28,17 +28,30 @@ export interface PayloadClient {
 
 /** Creates the typed clients over Connect (fetch), usable from Node, browsers and Workers. */
 export function createPayloadClient(opts: PayloadClientOptions): PayloadClient {
-  const interceptors: Interceptor[] = [];
-  if (opts.token) {
-    const value = `Bearer ${opts.token}`;
-    interceptors.push((next) => (req) => {
-      req.header.set("authorization", value);
-      return next(req);
-    });
-  }
   const transport =
     opts.transport ??
-    createConnectTransport({ baseUrl: opts.baseUrl, useBinaryFormat: opts.binary ?? true, interceptors });
+    createConnectTransport({
+      baseUrl: opts.baseUrl,
+      useBinaryFormat: opts.binary ?? true,
+      interceptors: authInterceptors(opts.token),
+    });
+  return clientsOn(transport);
+}
+
+/** The interceptors that present `token` as a bearer token (none without one). */
+export function authInterceptors(token: string | undefined): Interceptor[] {
+  if (!token) return [];
+  const value = `Bearer ${token}`;
+  return [
+    (next) => (req) => {
+      req.header.set("authorization", value);
+      return next(req);
+    },
+  ];
+}
+
+/** The typed clients of every service over one transport. */
+export function clientsOn(transport: Transport): PayloadClient {
   return {
     catalog: createClient(PayloadCatalogService, transport),
     data: createClient(PayloadDataService, transport),

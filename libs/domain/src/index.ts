@@ -9,6 +9,7 @@ export * from "./model/tier.ts";
 export * from "./ports/catalog.ts";
 export * from "./ports/clock.ts";
 export * from "./ports/job-queue.ts";
+export * from "./ports/lease-steps.ts";
 export * from "./ports/region-allocator.ts";
 export * from "./rules/eviction.ts";
 export * from "./rules/leases.ts";

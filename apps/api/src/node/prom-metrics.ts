@@ -18,6 +18,14 @@ export class PromMetrics implements Metrics {
     registers: [this.registry],
   });
 
+  private readonly groupCommit = new Histogram({
+    name: "pm_catalog_group_commit_batch_size",
+    help: "Calls coalesced into one Postgres statement by group commit, by kind (grant, release)",
+    labelNames: ["kind"] as const,
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers: [this.registry],
+  });
+
   constructor(defaultMetrics = true) {
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: "pm_api_" });
   }
@@ -28,6 +36,11 @@ export class PromMetrics implements Metrics {
   ): void {
     this.requests.inc(labels);
     this.latency.observe(labels, seconds);
+  }
+
+  /** One group-commit batch of `size` calls was sent to Postgres. */
+  observeGroupCommit(kind: string, size: number): void {
+    this.groupCommit.observe({ kind }, size);
   }
 
   async render() {

@@ -1,9 +1,11 @@
 import { randomBytes } from "node:crypto";
 import {
+  asLeaseId,
   asPayloadId,
   type CatalogTx,
   DEFAULT_EVICTION_POLICY,
   type DomainError,
+  type LeaseGrantRequest,
   type Payload,
 } from "@pm/domain";
 import pg from "pg";
@@ -335,6 +337,87 @@ describe("PostgresCatalog", () => {
     await catalog.close();
     await catalog.close();
     expectUnavailable(await rejection(catalog.transaction((t) => t.getPayload(pid(1)))), /closed/);
+  });
+
+  describe("group commit of lease calls", () => {
+    const lid = (n: number) => asLeaseId(`11111111-0000-4000-8000-${n.toString(16).padStart(12, "0")}`);
+    const grantReq = (n: number, payloadId = pid(1)): LeaseGrantRequest => ({
+      leaseId: lid(n),
+      payloadId,
+      namespace: "ns",
+      now: 10,
+      expiresAt: 20_000,
+      states: ["ACTIVE"],
+      tiers: ["RAM"],
+      touchIfAccessedAtOrBefore: 0,
+    });
+
+    it("coalesces concurrent calls into batches and isolates a call whose row fails", async () => {
+      const batches: { kind: string; size: number }[] = [];
+      const catalog = await track(
+        open({ groupCommitLanes: 1, onGroupCommit: (kind, size) => batches.push({ kind, size }) }),
+      );
+      await catalog.transaction(async (t) => {
+        await t.insertPayload(payload(1));
+        // Lease 5 exists already: granting it again violates the primary key.
+        await t.insertLease({
+          id: lid(5),
+          payloadId: pid(1),
+          namespace: "ns",
+          version: 1,
+          createdAt: 1,
+          expiresAt: 20_000,
+          revoked: false,
+        });
+      });
+      const results = await Promise.allSettled(
+        Array.from({ length: 40 }, (_, i) => catalog.grantLease(grantReq(i + 1))),
+      );
+      expect(Math.max(...batches.map((b) => b.size))).toBeGreaterThan(1);
+      expect(batches.reduce((n, b) => n + b.size, 0)).toBeGreaterThan(40); // the failed batch ran again call by call
+      results.forEach((r, i) => {
+        if (i + 1 === 5) expect(r).toMatchObject({ status: "rejected", reason: { code: "23505" } });
+        else expect(r).toMatchObject({ status: "fulfilled", value: { lease: { id: lid(i + 1) } } });
+      });
+      expect(await catalog.transaction((t) => t.liveLeases(pid(1), 0))).toHaveLength(40);
+      batches.length = 0;
+      const released = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => catalog.releaseLease(lid(i + 1), "ns")),
+      );
+      expect(released.every((r) => r?.payloadId === pid(1))).toBe(true);
+      expect(Math.max(...batches.map((b) => b.size))).toBeGreaterThan(1);
+      expect(await catalog.transaction((t) => t.liveLeases(pid(1), 0))).toEqual([]);
+    });
+
+    it("runs each call alone with group_commit_lanes=0 in the URL", async () => {
+      const batches: number[] = [];
+      const catalog = await track(
+        open({
+          url: `${URL}${URL.includes("?") ? "&" : "?"}group_commit_lanes=0`,
+          onGroupCommit: (_, n) => batches.push(n),
+        }),
+      );
+      await catalog.transaction((t) => t.insertPayload(payload(1)));
+      await Promise.all(Array.from({ length: 20 }, (_, i) => catalog.grantLease(grantReq(i + 1))));
+      expect(batches).toEqual(Array.from({ length: 20 }, () => 1));
+    });
+
+    it("refuses more lanes than connections", async () => {
+      const err = await rejection(open({ poolSize: 2, groupCommitLanes: 3 }));
+      expect(err).toMatchObject({ code: "INVALID_ARGUMENT" });
+      expect(err.message).toMatch(/lanes .* 0 to the pool size 2, got 3/);
+    });
+
+    it("answers UNAVAILABLE to every call of a batch when the database is unreachable", async () => {
+      const catalog = await track(open({ groupCommitLanes: 1 }));
+      await catalog.transaction((t) => t.insertPayload(payload(1)));
+      await catalog.close();
+      const results = await Promise.allSettled(
+        Array.from({ length: 5 }, (_, i) => catalog.grantLease(grantReq(i + 1))),
+      );
+      for (const r of results)
+        expect(r).toMatchObject({ status: "rejected", reason: { code: "UNAVAILABLE" } });
+    });
   });
 
   it("rejects a schema name it would have to quote", async () => {

@@ -1,10 +1,29 @@
 import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type Catalog, type CatalogTx, DomainError, invalidArgument } from "@pm/domain";
+import {
+  type Catalog,
+  type CatalogTx,
+  DomainError,
+  invalidArgument,
+  type LeaseGrantRequest,
+  type LeaseGrantResult,
+  type LeaseId,
+  type LeaseReleaseResult,
+} from "@pm/domain";
 import pg from "pg";
 import { defaultMigrationsDir, loadMigrations, type MigrationResult } from "../migrations.ts";
 import { num, type Row } from "../sql/rows.ts";
 import type { SqlExecutor } from "../sql/sql-catalog-tx.ts";
+import { GroupCommit } from "./group-commit.ts";
+import {
+  GRANT_LEASES_SQL,
+  grantParams,
+  grantResults,
+  type LeaseRelease,
+  RELEASE_LEASES_SQL,
+  releaseParams,
+  releaseResults,
+} from "./lease-batches.ts";
 import { POSTGRES_DIALECT, PostgresCatalogTx } from "./postgres-catalog-tx.ts";
 import {
   describeUrl,
@@ -19,7 +38,8 @@ export interface PostgresCatalogOptions {
   /**
    * `postgres://user:password@host:port/database`. Query parameters `pool_size`,
    * `statement_timeout` (ms), `connect_timeout_ms`, `idle_timeout_ms`,
-   * `idle_in_transaction_timeout_ms`, `max_retries`, `schema` and `prepared_statements` set the
+   * `idle_in_transaction_timeout_ms`, `max_retries`, `schema`, `prepared_statements` and
+   * `group_commit_lanes` set the
    * options of the same meaning that are not given explicitly.
    */
   readonly url: string;
@@ -51,6 +71,15 @@ export interface PostgresCatalogOptions {
    * off behind a PgBouncer in transaction pooling mode, which cannot keep them per client.
    */
   readonly preparedStatements?: boolean;
+  /**
+   * Group commit: concurrent AcquireReadLease / ReleaseLease calls of this process are coalesced
+   * into batches of one statement each; this many batches of each kind run at once (default 2,
+   * at most the pool size).
+   * 0 turns coalescing off: each call is then its own one-statement transaction.
+   */
+  readonly groupCommitLanes?: number;
+  /** Called with the size of every group-commit batch sent (for metrics). */
+  readonly onGroupCommit?: (kind: "grant" | "release", size: number) => void;
   /** How often a transaction aborted by a serialization failure or deadlock is run again (default 5). */
   readonly maxRetries?: number;
   /** application_name of the connections, as pg_stat_activity shows it (default "payload-manager"). */
@@ -149,13 +178,36 @@ function errorContext(o: PostgresCatalogOptions): PgErrorContext {
  */
 export class PostgresCatalog implements Catalog {
   private closing: Promise<void> | undefined;
+  private readonly grants: GroupCommit<LeaseGrantRequest, LeaseGrantResult>;
+  private readonly releases: GroupCommit<LeaseRelease, LeaseReleaseResult | undefined>;
 
   private constructor(
     private readonly pool: pg.Pool,
     private readonly ctx: PgErrorContext,
     private readonly named: boolean,
     private readonly maxRetries: number,
-  ) {}
+    lanes: number,
+    onGroupCommit: PostgresCatalogOptions["onGroupCommit"],
+  ) {
+    // Lanes 0: no coalescing, each call is a batch of one on its own connection.
+    const shape = lanes === 0 ? { lanes: pool.options.max, maxBatch: 1 } : { lanes, maxBatch: 256 };
+    // A batch that fails for a reason other than the database being unreachable (which every
+    // call would meet alone too) is re-run call by call, so only the call at fault fails.
+    const isolate = (e: unknown) => !(e instanceof DomainError);
+    this.grants = new GroupCommit({
+      ...shape,
+      isolate,
+      run: async (batch) => grantResults(batch, await this.statement(GRANT_LEASES_SQL, grantParams(batch))),
+      onBatch: (n) => onGroupCommit?.("grant", n),
+    });
+    this.releases = new GroupCommit({
+      ...shape,
+      isolate,
+      run: async (batch) =>
+        releaseResults(batch, await this.statement(RELEASE_LEASES_SQL, releaseParams(batch))),
+      onBatch: (n) => onGroupCommit?.("release", n),
+    });
+  }
 
   /** Connects and, unless `migrate: false`, applies pending migrations (safe with many replicas at once). */
   static async open(options: PostgresCatalogOptions | string): Promise<PostgresCatalog> {
@@ -166,6 +218,13 @@ export class PostgresCatalog implements Catalog {
       throw invalidArgument(`Postgres pool size must be a positive integer, got ${poolSize}`, {
         field: "poolSize",
       });
+    }
+    const lanes = o.groupCommitLanes ?? Math.min(2, poolSize);
+    if (!Number.isInteger(lanes) || lanes < 0 || lanes > poolSize) {
+      throw invalidArgument(
+        `Postgres group commit lanes must be an integer from 0 to the pool size ${poolSize}, got ${lanes}`,
+        { field: "groupCommitLanes" },
+      );
     }
     const ctx = errorContext(o);
     const pool = new pg.Pool(poolConfig(o, poolSize));
@@ -179,7 +238,14 @@ export class PostgresCatalog implements Catalog {
         throw e;
       }
     }
-    return new PostgresCatalog(pool, ctx, o.preparedStatements !== false, o.maxRetries ?? 5);
+    return new PostgresCatalog(
+      pool,
+      ctx,
+      o.preparedStatements !== false,
+      o.maxRetries ?? 5,
+      lanes,
+      o.onGroupCommit,
+    );
   }
 
   async transaction<T>(fn: (tx: CatalogTx) => Promise<T>): Promise<T> {
@@ -212,13 +278,44 @@ export class PostgresCatalog implements Catalog {
         const said = fault !== undefined && /^[0-9A-Z]{5}$/.test(pgCode(fault)) ? fault : undefined;
         const cause = said ?? (e instanceof DomainError && e.cause !== undefined ? e.cause : e);
         if (isSerializationConflict(cause) && attempt < this.maxRetries) {
-          await sleep(Math.round((2 ** attempt * 5 + Math.random() * 10) * (attempt + 1)));
+          await backOff(attempt);
           continue;
         }
         throw pgUnavailable(cause, this.ctx) ?? e;
       } finally {
         client.off("error", onError);
         client.release(discard || fault !== undefined ? (fault ?? true) : undefined);
+      }
+    }
+  }
+
+  grantLease(req: LeaseGrantRequest): Promise<LeaseGrantResult> {
+    return this.grants.submit(req);
+  }
+
+  releaseLease(leaseId: LeaseId, namespace: string): Promise<LeaseReleaseResult | undefined> {
+    return this.releases.submit({ leaseId, namespace });
+  }
+
+  /**
+   * One statement in its own (implicit) transaction on any pooled connection; re-run on a
+   * deadlock like `transaction`, faults reported as UNAVAILABLE.
+   */
+  private async statement(sql: string, params: unknown[]): Promise<Row[]> {
+    const c = compile(sql);
+    for (let attempt = 0; ; attempt++) {
+      this.checkOpen();
+      try {
+        const query = this.named
+          ? { name: c.name, text: c.text, values: params }
+          : { text: c.text, values: params };
+        return (await this.pool.query<Row>(query)).rows;
+      } catch (e) {
+        if (isSerializationConflict(e) && attempt < this.maxRetries) {
+          await backOff(attempt);
+          continue;
+        }
+        throw pgUnavailable(e, this.ctx) ?? e;
       }
     }
   }
@@ -237,13 +334,17 @@ export class PostgresCatalog implements Catalog {
     return this.closing;
   }
 
-  private async connect(): Promise<pg.PoolClient> {
+  private checkOpen(): void {
     if (this.closing) {
       throw new DomainError(
         "UNAVAILABLE",
         `the Postgres catalog at ${this.ctx.where} is closed because this process is shutting down; retry against a running instance`,
       );
     }
+  }
+
+  private async connect(): Promise<pg.PoolClient> {
+    this.checkOpen();
     try {
       return await this.pool.connect();
     } catch (e) {
@@ -251,6 +352,10 @@ export class PostgresCatalog implements Catalog {
     }
   }
 }
+
+/** Randomised exponential back-off before re-running a transaction that lost a conflict. */
+const backOff = (attempt: number) =>
+  sleep(Math.round((2 ** attempt * 5 + Math.random() * 10) * (attempt + 1)));
 
 /** Statements of one transaction on one checked-out connection; refuses to run after it ended. */
 class PgExecutor implements SqlExecutor {

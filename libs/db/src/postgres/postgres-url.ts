@@ -10,6 +10,7 @@ export interface PostgresUrlSettings {
   readonly maxRetries?: number;
   readonly schema?: string;
   readonly preparedStatements?: boolean;
+  readonly groupCommitLanes?: number;
 }
 
 type Parser = (value: string, name: string) => PostgresUrlSettings;
@@ -46,6 +47,7 @@ const PARAMETERS: Record<string, Parser> = {
   idle_timeout_ms: integer("idleTimeoutMs", 0),
   idle_in_transaction_timeout_ms: integer("idleInTransactionTimeoutMs", 0),
   max_retries: integer("maxRetries", 0),
+  group_commit_lanes: integer("groupCommitLanes", 0),
   schema: (value) => ({ schema: value }),
   prepared_statements: (value, name) => {
     if (value !== "true" && value !== "false") {
@@ -60,7 +62,7 @@ const PARAMETERS: Record<string, Parser> = {
 /**
  * Splits the catalog's own settings (`pool_size`, `statement_timeout`, `connect_timeout_ms`,
  * `idle_timeout_ms`, `idle_in_transaction_timeout_ms`, `max_retries`, `schema`,
- * `prepared_statements`) off a Postgres URL, so a
+ * `prepared_statements`, `group_commit_lanes`) off a Postgres URL, so a
  * deployment can size each replica's pool through PM_CATALOG_URL alone. Returns the URL without
  * them (everything else, e.g. `sslmode`, goes to the driver unchanged).
  */

@@ -1,6 +1,16 @@
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { type Catalog, type CatalogTx, DomainError } from "@pm/domain";
+import {
+  type Catalog,
+  type CatalogTx,
+  DomainError,
+  grantLeaseInTx,
+  type LeaseGrantRequest,
+  type LeaseGrantResult,
+  type LeaseId,
+  type LeaseReleaseResult,
+  releaseLeaseInTx,
+} from "@pm/domain";
 import Database from "better-sqlite3";
 import { defaultMigrationsDir, loadMigrations, type MigrationResult } from "../migrations.ts";
 import { AsyncMutex } from "../sql/async-mutex.ts";
@@ -113,6 +123,14 @@ export class SqliteCatalog implements Catalog {
         throw this.mapError(e);
       }
     });
+  }
+
+  grantLease(req: LeaseGrantRequest): Promise<LeaseGrantResult> {
+    return this.transaction((tx) => grantLeaseInTx(tx, req));
+  }
+
+  releaseLease(leaseId: LeaseId, namespace: string): Promise<LeaseReleaseResult | undefined> {
+    return this.transaction((tx) => releaseLeaseInTx(tx, leaseId, namespace));
   }
 
   async ping(): Promise<void> {

@@ -7,6 +7,8 @@ import {
   DEFAULT_EVICTION_POLICY,
   DomainError,
   type Lease,
+  type LeaseGrantRequest,
+  type LeaseGrantResult,
   type LineageEdge,
   type MetadataEvent,
   type Payload,
@@ -482,6 +484,117 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
         expect(await tx((t) => t.deleteExpiredLeases(NOW, 4))).toBe(0);
         expect(await tx((t) => t.getLease(leaseId(7)))).toBeDefined();
         for (let i = 1; i <= 6; i++) expect(await tx((t) => t.getLease(leaseId(i)))).toBeUndefined();
+      });
+    });
+
+    describe("grantLease / releaseLease (the lease hot path)", () => {
+      const READABLE = ["ACTIVE", "SPILLING", "DURABLE"] as const;
+      const grant = (n: number, payloadId: PayloadId, over: Partial<LeaseGrantRequest> = {}) =>
+        catalog.grantLease({
+          leaseId: leaseId(n),
+          payloadId,
+          namespace: "ns-a",
+          now: NOW + 5_000,
+          expiresAt: NOW + 25_000,
+          states: READABLE,
+          tiers: STORAGE_TIERS,
+          touchIfAccessedAtOrBefore: NOW + 4_000,
+          ...over,
+        });
+
+      it("grants a lease at the payload's version, stores it and bumps a stale access time", async () => {
+        await seed(payload(1, { version: 7 }));
+        const got = await grant(1, id(1));
+        const expected = lease(1, id(1), { version: 7, createdAt: NOW + 5_000, expiresAt: NOW + 25_000 });
+        expect(got.lease).toStrictEqual(expected);
+        expect(got.payload).toStrictEqual(payload(1, { version: 7, lastAccessAt: NOW + 5_000 }));
+        expect(await tx((t) => t.getLease(leaseId(1)))).toStrictEqual(expected);
+        expect((await tx((t) => t.getPayload(id(1))))!.lastAccessAt).toBe(NOW + 5_000);
+      });
+
+      it("leaves a recent access time alone", async () => {
+        await seed(payload(1, { lastAccessAt: NOW + 4_500 }));
+        const got = await grant(1, id(1));
+        expect(got.lease).toBeDefined();
+        expect(got.payload!.lastAccessAt).toBe(NOW + 4_500);
+        expect((await tx((t) => t.getPayload(id(1))))!.lastAccessAt).toBe(NOW + 4_500);
+      });
+
+      it("reports an unknown payload, or one of another namespace, as absent and stores nothing", async () => {
+        await seed(payload(1, { namespace: "ns-b" }));
+        expect(await grant(1, id(1))).toStrictEqual({ payload: undefined, lease: undefined });
+        expect(await grant(2, id(404))).toStrictEqual({ payload: undefined, lease: undefined });
+        expect(await tx((t) => t.liveLeases(id(1), NOW))).toEqual([]);
+        expect((await tx((t) => t.getPayload(id(1))))!.lastAccessAt).toBe(NOW);
+      });
+
+      it("refuses a state or a tier outside the request's lists, returning the payload as it is", async () => {
+        await seed(payload(1, { state: "ALLOCATED" }), payload(2, { placement: placements.disk() }));
+        expect(await grant(1, id(1))).toStrictEqual({
+          payload: payload(1, { state: "ALLOCATED" }),
+          lease: undefined,
+        });
+        const slow = await grant(2, id(2), { tiers: ["GPU", "RAM"] });
+        expect(slow).toStrictEqual({
+          payload: payload(2, { placement: placements.disk() }),
+          lease: undefined,
+        });
+        expect(await tx((t) => t.getLease(leaseId(1)))).toBeUndefined();
+        expect(await tx((t) => t.getLease(leaseId(2)))).toBeUndefined();
+        expect((await tx((t) => t.getPayload(id(2))))!.lastAccessAt).toBe(NOW);
+      });
+
+      it("gives each of many concurrent calls its own outcome", async () => {
+        await seed(payload(1), payload(2, { version: 3 }), payload(3, { state: "DELETING" }));
+        const targets = Array.from({ length: 60 }, (_, i) => [id(1), id(2), id(3), id(404)][i % 4]!);
+        const got = await Promise.all(targets.map((p, i) => grant(i + 1, p)));
+        got.forEach((g, i) => {
+          const p = targets[i]!;
+          if (p === id(404)) expect(g.payload).toBeUndefined();
+          else expect(g.payload!.id).toBe(p);
+          expect(g.lease?.id).toBe(p === id(1) || p === id(2) ? leaseId(i + 1) : undefined);
+          if (g.lease) expect(g.lease.version).toBe(p === id(2) ? 3 : 1);
+        });
+        expect(await tx((t) => t.liveLeases(id(1), NOW))).toHaveLength(15);
+        expect(await tx((t) => t.liveLeases(id(2), NOW))).toHaveLength(15);
+        expect(await tx((t) => t.liveLeases(id(3), NOW))).toHaveLength(0);
+        // Concurrent releases, each told what it removed; a second release finds nothing.
+        const released = await Promise.all(got.map((_, i) => catalog.releaseLease(leaseId(i + 1), "ns-a")));
+        released.forEach((r, i) => {
+          const p = targets[i]!;
+          expect(r).toStrictEqual(
+            p === id(1) || p === id(2) ? { payloadId: p, payloadState: "ACTIVE" } : undefined,
+          );
+        });
+        expect(await tx((t) => t.liveLeases(id(1), NOW))).toEqual([]);
+        expect(await catalog.releaseLease(leaseId(1), "ns-a")).toBeUndefined();
+      });
+
+      it("decides on the payload as a concurrent locked transaction leaves it", async () => {
+        await seed(payload(1));
+        let granted: Promise<LeaseGrantResult> | undefined;
+        await tx(async (t) => {
+          const p = await t.lockPayload(id(1));
+          granted = grant(1, id(1)); // must wait for this transaction, then see DELETING
+          await new Promise((r) => setTimeout(r, 50));
+          await t.updatePayload({ ...p!, state: "DELETING", version: 2 });
+        });
+        const got = await granted!;
+        expect(got.lease).toBeUndefined();
+        expect(got.payload!.state).toBe("DELETING");
+        expect(await tx((t) => t.liveLeases(id(1), NOW))).toEqual([]);
+      });
+
+      it("releases only in the lease's own namespace and reports the payload's state", async () => {
+        await seed(payload(1, { state: "DELETING" }));
+        await tx((t) => t.insertLease(lease(1, id(1))));
+        expect(await catalog.releaseLease(leaseId(1), "ns-b")).toBeUndefined();
+        expect(await tx((t) => t.getLease(leaseId(1)))).toBeDefined();
+        expect(await catalog.releaseLease(leaseId(1), "ns-a")).toStrictEqual({
+          payloadId: id(1),
+          payloadState: "DELETING",
+        });
+        expect(await tx((t) => t.getLease(leaseId(1)))).toBeUndefined();
       });
     });
 

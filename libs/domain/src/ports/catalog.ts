@@ -172,6 +172,40 @@ export interface CatalogTx {
   streamsWithRetention(afterId: number, limit: number): Promise<StreamRecord[]>;
 }
 
+/**
+ * A read lease to grant in one step (AcquireReadLease's catalog work). The caller decides the
+ * rules (which states and tiers may be read, the lease's times); the catalog applies them to the
+ * payload as it is when locked, so the decision and the insert are atomic.
+ */
+export interface LeaseGrantRequest {
+  readonly leaseId: LeaseId;
+  readonly payloadId: PayloadId;
+  /** The caller's namespace: a payload of another namespace is reported as absent. */
+  readonly namespace: string;
+  /** Becomes the lease's createdAt, and the payload's lastAccessAt when that is touched. */
+  readonly now: number;
+  readonly expiresAt: number;
+  /** Grant only while the payload is in one of these states… */
+  readonly states: readonly PayloadState[];
+  /** …and placed on one of these tiers. */
+  readonly tiers: readonly StorageTier[];
+  /** On a grant, set lastAccessAt to `now` when it is at or before this instant. */
+  readonly touchIfAccessedAtOrBefore: number;
+}
+
+export interface LeaseGrantResult {
+  /** The payload as the decision saw it (with the touched access time); undefined: not found. */
+  readonly payload: Payload | undefined;
+  /** The lease, when granted (its version is the payload's); undefined: state or tier refused it. */
+  readonly lease: Lease | undefined;
+}
+
+/** What ReleaseLease removed: the lease's payload and that payload's state, if it still exists. */
+export interface LeaseReleaseResult {
+  readonly payloadId: PayloadId;
+  readonly payloadState: PayloadState | undefined;
+}
+
 /** The catalog: the one source of truth, shared by every API and worker replica. */
 export interface Catalog {
   /**
@@ -179,6 +213,17 @@ export interface Catalog {
    * failures; infrastructure faults surface as DomainError UNAVAILABLE.
    */
   transaction<T>(fn: (tx: CatalogTx) => Promise<T>): Promise<T>;
+  /**
+   * The hot path of AcquireReadLease as one atomic step, so an adapter can coalesce concurrent
+   * calls into one statement (group commit). Each call gets its own result or error. Adapters
+   * without a set-based form run `grantLeaseInTx` in a transaction.
+   */
+  grantLease(req: LeaseGrantRequest): Promise<LeaseGrantResult>;
+  /**
+   * Removes the lease if it exists in `namespace`; undefined when there was none (idempotent).
+   * Coalescible like `grantLease`; the transactional form is `releaseLeaseInTx`.
+   */
+  releaseLease(leaseId: LeaseId, namespace: string): Promise<LeaseReleaseResult | undefined>;
   /** Cheap liveness probe for /readyz; throws UNAVAILABLE when the database cannot be reached. */
   ping(): Promise<void>;
   close(): Promise<void>;

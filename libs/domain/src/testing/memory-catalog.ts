@@ -19,6 +19,9 @@ import { STORAGE_TIERS, type StorageTier } from "../model/tier.ts";
 import type {
   Catalog,
   CatalogTx,
+  LeaseGrantRequest,
+  LeaseGrantResult,
+  LeaseReleaseResult,
   ListMetadataEventsQuery,
   ListPayloadsQuery,
   ListStreamsQuery,
@@ -27,6 +30,7 @@ import type {
   ReadStreamQuery,
   RetiredRegion,
 } from "../ports/catalog.ts";
+import { grantLeaseInTx, releaseLeaseInTx } from "../ports/lease-steps.ts";
 
 interface State {
   payloads: Map<string, Payload>;
@@ -103,6 +107,14 @@ export class MemoryCatalog implements Catalog {
     const p = this.tail.then(run, run);
     this.tail = p.catch(() => undefined);
     return p;
+  }
+
+  grantLease(req: LeaseGrantRequest): Promise<LeaseGrantResult> {
+    return this.transaction((tx) => grantLeaseInTx(tx, req));
+  }
+
+  releaseLease(leaseId: LeaseId, namespace: string): Promise<LeaseReleaseResult | undefined> {
+    return this.transaction((tx) => releaseLeaseInTx(tx, leaseId, namespace));
   }
 
   async ping(): Promise<void> {}

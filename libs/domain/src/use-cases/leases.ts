@@ -1,15 +1,16 @@
-import { DomainError } from "../errors.ts";
+import { DomainError, payloadNotFound } from "../errors.ts";
 import { asLeaseId, type LeaseId, type PayloadId } from "../model/ids.ts";
 import { isLive, type Lease } from "../model/lease.ts";
-import { isReadable } from "../model/payload.ts";
-import { isFaster, type StorageTier } from "../model/tier.ts";
+import { isReadable, READABLE_STATES } from "../model/payload.ts";
+import { isFaster, STORAGE_TIERS, type StorageTier } from "../model/tier.ts";
 import { ACCESS_TIME_RESOLUTION_MS } from "../rules/eviction.ts";
 import { leaseDuration } from "../rules/leases.ts";
 import type { RequestContext, UseCaseDeps } from "./deps.ts";
 import { type DescriptorView, describe } from "./descriptor.ts";
 import { finalizeOrSchedule } from "./lifecycle.ts";
-import { requirePayload } from "./lookup.ts";
 import { movePayload } from "./tiering.ts";
+
+const READABLE_STATE_LIST = [...READABLE_STATES];
 
 export type PromotionPolicy = "BEST_EFFORT" | "BLOCKING";
 
@@ -37,32 +38,31 @@ export async function acquireReadLease(
   req: AcquireLeaseRequest,
 ): Promise<LeaseGrant> {
   const minTier = req.minTier;
-  const attempt = () =>
-    deps.catalog.transaction(async (tx) => {
-      const now = deps.clock.now();
-      const p = await requirePayload(tx, ctx, req.id, true);
-      if (!isReadable(p)) {
-        throw new DomainError(
-          "INVALID_TRANSITION",
-          `payload ${p.id} is ${p.state} and cannot be read${p.state === "ALLOCATED" ? "; the producer must commit it first" : ""}`,
-          { payloadId: p.id, state: p.state },
-        );
-      }
-      if (minTier && isFaster(minTier, p.placement.tier)) return { needsPromotion: p } as const;
-      const lease: Lease = {
-        id: asLeaseId(deps.ids.newId()),
-        payloadId: p.id,
-        namespace: p.namespace,
-        version: p.version,
-        createdAt: now,
-        expiresAt: now + leaseDuration(req.durationMs, deps.config),
-        revoked: false,
-      };
-      await tx.insertLease(lease);
-      const touched = now - p.lastAccessAt >= ACCESS_TIME_RESOLUTION_MS ? { ...p, lastAccessAt: now } : p;
-      if (touched !== p) await tx.updatePayload(touched);
-      return { lease, payload: touched } as const;
+  // Tiers a lease may be served from: every tier not slower than min_tier.
+  const tiers = minTier ? STORAGE_TIERS.filter((t) => !isFaster(minTier, t)) : STORAGE_TIERS;
+  const attempt = async () => {
+    const now = deps.clock.now();
+    const { payload: p, lease } = await deps.catalog.grantLease({
+      leaseId: asLeaseId(deps.ids.newId()),
+      payloadId: req.id,
+      namespace: ctx.namespace,
+      now,
+      expiresAt: now + leaseDuration(req.durationMs, deps.config),
+      states: READABLE_STATE_LIST,
+      tiers,
+      touchIfAccessedAtOrBefore: now - ACCESS_TIME_RESOLUTION_MS,
     });
+    if (!p) throw payloadNotFound(req.id);
+    if (lease) return { lease, payload: p } as const;
+    if (!isReadable(p)) {
+      throw new DomainError(
+        "INVALID_TRANSITION",
+        `payload ${p.id} is ${p.state} and cannot be read${p.state === "ALLOCATED" ? "; the producer must commit it first" : ""}`,
+        { payloadId: p.id, state: p.state },
+      );
+    }
+    return { needsPromotion: p } as const;
+  };
 
   let out = await attempt();
   if ("needsPromotion" in out && minTier) {
@@ -153,12 +153,10 @@ export async function renewLease(
  * payload being deleted frees its bytes now rather than at the lease's expiry.
  */
 export async function releaseLease(deps: UseCaseDeps, ctx: RequestContext, leaseId: LeaseId): Promise<void> {
-  const freed = await deps.catalog.transaction(async (tx) => {
-    const lease = await tx.getLease(leaseId);
-    if (!lease || lease.namespace !== ctx.namespace) return undefined;
-    await tx.deleteLease(leaseId);
-    const p = await tx.getPayload(lease.payloadId);
-    return p && (p.state === "DELETING" || p.state === "EXPIRED") ? p.id : undefined;
-  });
+  const released = await deps.catalog.releaseLease(leaseId, ctx.namespace);
+  const freed =
+    released?.payloadState === "DELETING" || released?.payloadState === "EXPIRED"
+      ? released.payloadId
+      : undefined;
   if (freed) await finalizeOrSchedule(deps, freed);
 }
