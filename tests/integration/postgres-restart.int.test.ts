@@ -219,39 +219,63 @@ describe.skipIf(unsupported !== undefined)(
       const id = idText(a.payloadDescriptor?.payloadId);
       await client.catalog.commitPayload({ id: idBytes(id) });
 
-      // Slow calls: leases on a payload whose row another session holds locked. The two pooled
-      // connections wait on the lock; the other 48 calls wait for a connection.
-      const slowCalls = async (holdMs: number) => {
+      // Slow calls on a payload whose row another session holds locked, released after holdMs.
+      const whileLocked = async (holdMs: number, calls: (out: Outcome[]) => Promise<unknown>[]) => {
         const locker = new pg.Client({ connectionString: url });
         await locker.connect();
         await locker.query("BEGIN");
         await locker.query("SELECT 1 FROM payloads WHERE id = $1 FOR UPDATE", [id]);
         const out: Outcome[] = [];
-        const calls = Array.from({ length: 50 }, () =>
-          timed(out, "acquire", id, () =>
-            client.data.acquireReadLease({ id: idBytes(id) }, { timeoutMs: 20_000 }),
-          ),
-        );
+        const running = calls(out);
         await new Promise((r) => setTimeout(r, holdMs));
         await locker.query("COMMIT");
         await locker.end();
-        await Promise.all(calls);
+        await Promise.all(running);
         return out;
       };
+      const acquire = (out: Outcome[]) =>
+        timed(out, "acquire", id, () =>
+          client.data.acquireReadLease({ id: idBytes(id) }, { timeoutMs: 20_000 }),
+        );
+      const expectStarved = (outcomes: Outcome[], message: RegExp) => {
+        expect([...new Set(outcomes.map((o) => o.code))].sort()).toEqual(["OK", "Unavailable"]);
+        for (const o of outcomes.filter((x) => x.code === "Unavailable")) {
+          expect(o.message).toMatch(message);
+          expect(o.end - o.start).toBeLessThan(3_000);
+        }
+      };
 
-      // Held briefly: everything queues and then succeeds.
-      const queued = await slowCalls(500);
+      // Held briefly: 50 leases queue (coalesced by group commit) and then all succeed.
+      const queued = await whileLocked(500, (out) => Array.from({ length: 50 }, () => acquire(out)));
       expect(queued.map((o) => o.code)).toEqual(Array(50).fill("OK"));
 
-      // Held past the connect timeout: the calls stuck waiting for a connection get UNAVAILABLE with
-      // a message that says what happened and what to do; the two holding connections succeed.
-      const starved = await slowCalls(3_000);
-      const codes = new Set(starved.map((o) => o.code));
-      expect([...codes].sort()).toEqual(["OK", "Unavailable"]);
-      for (const o of starved.filter((x) => x.code === "Unavailable")) {
-        expect(o.message).toMatch(/no connection to the Postgres catalog .* became available within 1500 ms/);
-        expect(o.end - o.start).toBeLessThan(3_000);
-      }
+      // Held past the connect timeout, per-call transactions (RenewLease locks the row): the two
+      // pooled connections wait on the lock, the calls stuck waiting for a connection get
+      // UNAVAILABLE with a message that says what happened and what to do.
+      const held = await client.data.acquireReadLease({ id: idBytes(id), minLeaseDurationMs: 60_000n });
+      const renewals = await whileLocked(3_000, (out) =>
+        Array.from({ length: 50 }, () =>
+          timed(out, "renew", id, () =>
+            client.data.renewLease({ leaseId: held.leaseId }, { timeoutMs: 20_000 }),
+          ),
+        ),
+      );
+      expectStarved(renewals, /no connection to the Postgres catalog .* became available within 1500 ms/);
+
+      // Group commit likewise: one lease batch per lane waits on the lock (two lanes, one
+      // connection each); the calls queued behind them give up after the same 1500 ms.
+      const leases = await whileLocked(3_000, (out) => {
+        const first = [acquire(out)];
+        return [
+          ...first,
+          new Promise<void>((r) => setTimeout(r, 50)).then(() => acquire(out)),
+          new Promise<void>((r) => setTimeout(r, 100)).then(() =>
+            Promise.all(Array.from({ length: 10 }, () => acquire(out))).then(() => undefined),
+          ),
+        ];
+      });
+      expect(leases.filter((o) => o.code === "OK")).toHaveLength(2);
+      expectStarved(leases, /within 1500 ms \(lease calls waited \d+ ms for a group-commit lane\)/);
       expect(sys.proc.exitCode).toBeNull();
       // And it serves normally afterwards.
       const after = await client.data.acquireReadLease({ id: idBytes(id) }, { timeoutMs: 2_000 });

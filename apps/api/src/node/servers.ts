@@ -7,6 +7,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { getRequestListener } from "@hono/node-server";
 import type { Hono } from "hono";
 import { interceptors, type RpcDeps, registerServices } from "../rpc/router.ts";
+import { unaryFastPath } from "./unary-fast-path.ts";
 
 export interface ListenOptions {
   readonly host: string;
@@ -39,7 +40,8 @@ const RPC_CONTENT_TYPE =
  * Node→fetch→Node conversions: they go straight to a Node Connect adapter built from the same
  * services, interceptors, size limit and JSON options as `createApp`'s router (and, like it, no
  * compression), so answers, error shapes and metrics are the same. Paths that name no registered
- * method, and everything else (REST, health, metrics), go to the Hono app.
+ * method, and everything else (REST, health, metrics), go to the Hono app. Before both, binary
+ * unary Connect calls take the fast path (unary-fast-path.ts), which answers them alike.
  */
 export async function listen(app: Hono, deps: RpcDeps, opts: ListenOptions): Promise<RunningServers> {
   const honoListener = getRequestListener(app.fetch);
@@ -66,12 +68,15 @@ export async function listen(app: Hono, deps: RpcDeps, opts: ListenOptions): Pro
     req.method === "POST" &&
     (req.url ?? "").startsWith("/payload.manager.") &&
     RPC_CONTENT_TYPE.test(req.headers["content-type"] ?? "");
+  const fast = unaryFastPath(deps, opts.maxBodyBytes);
   const h1 = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+    if (fast(req, res)) return;
     if (isRpc(req)) rpc(req, res);
     else honoListener(req, res);
   });
   const h2 = http2.createServer({}, (req, res) => {
     if (isNativeGrpc(req.headers["content-type"])) grpc(req, res);
+    else if (fast(req, res)) return;
     else if (isRpc(req)) rpc(req, res);
     else honoListener(req, res);
   });

@@ -47,7 +47,7 @@ export const SERVICES = [
   AgentRegistryService,
 ] as const;
 
-function transportOf(contentType: string | null, header: Headers): string {
+export function transportOf(contentType: string | null, header: Headers): string {
   if (header.get("x-pm-transport") === "rest") return "rest";
   if (!contentType) return "unknown";
   if (contentType.startsWith("application/grpc-web")) return "grpc-web";
@@ -56,12 +56,46 @@ function transportOf(contentType: string | null, header: Headers): string {
 }
 
 /**
+ * The caller's namespace from its `authorization` header (`Bearer <token>`); agents calling the
+ * registry present the agent token instead. Throws UNAUTHENTICATED with what to send.
+ */
+export function authenticate(
+  auth: AuthConfig,
+  serviceTypeName: string,
+  authorization: string | null,
+): string {
+  const bearer = /^Bearer\s+(.+)$/i.exec(authorization ?? "")?.[1];
+  if (serviceTypeName === AgentRegistryService.typeName) {
+    if (auth.agentToken && bearer !== auth.agentToken) {
+      throw new ConnectError(
+        "agent token missing or wrong; configure the agent's control-plane token",
+        Code.Unauthenticated,
+      );
+    }
+    return "default";
+  }
+  if (Object.keys(auth.tokens).length === 0) return "default";
+  if (!bearer) {
+    throw new ConnectError(
+      "missing bearer token: send 'authorization: Bearer <token>'",
+      Code.Unauthenticated,
+    );
+  }
+  const ns = auth.tokens[bearer];
+  if (!ns) {
+    throw new ConnectError(
+      "unknown bearer token; ask an operator for a token of your namespace",
+      Code.Unauthenticated,
+    );
+  }
+  return ns;
+}
+
+/**
  * Resolves the caller's namespace from `authorization: Bearer <token>`, measures the call, and maps
  * every thrown error to its wire code (rpc/errors.ts), for every transport alike.
  */
 export function interceptors(deps: RpcDeps): Interceptor[] {
-  const tokens = deps.auth.tokens;
-  const authRequired = Object.keys(tokens).length > 0;
   return [
     (next) => async (req) => {
       const started = performance.now();
@@ -75,30 +109,7 @@ export function interceptors(deps: RpcDeps): Interceptor[] {
           (performance.now() - started) / 1000,
         );
       try {
-        const bearer = /^Bearer\s+(.+)$/i.exec(req.header.get("authorization") ?? "")?.[1];
-        const isRegistry = req.service.typeName === AgentRegistryService.typeName;
-        let namespace = "default";
-        if (isRegistry) {
-          if (deps.auth.agentToken && bearer !== deps.auth.agentToken) {
-            throw new ConnectError(
-              "agent token missing or wrong; configure the agent's control-plane token",
-              Code.Unauthenticated,
-            );
-          }
-        } else if (authRequired) {
-          if (!bearer)
-            throw new ConnectError(
-              "missing bearer token: send 'authorization: Bearer <token>'",
-              Code.Unauthenticated,
-            );
-          const ns = tokens[bearer];
-          if (!ns)
-            throw new ConnectError(
-              "unknown bearer token; ask an operator for a token of your namespace",
-              Code.Unauthenticated,
-            );
-          namespace = ns;
-        }
+        const namespace = authenticate(deps.auth, req.service.typeName, req.header.get("authorization"));
         req.contextValues.set(kRequest, { namespace, requestId });
         const res = await next(req);
         if (!res.stream) return res;

@@ -103,6 +103,29 @@ describe("GroupCommit", () => {
     }
   });
 
+  it("fails calls queued past maxWaitMs while every lane is stuck, and serves the rest once one frees", async () => {
+    const r = gatedRunner();
+    const gc = new GroupCommit({
+      run: r.run,
+      lanes: 1,
+      maxBatch: 100,
+      isolate: () => true,
+      maxWaitMs: 30,
+      waitError: (waited) => new Error(`waited ${waited >= 30 ? "enough" : waited}`),
+    });
+    const stuck = gc.submit(1);
+    await tick();
+    const queued = [2, 3].map((n) => gc.submit(n));
+    const settled = await Promise.allSettled(queued);
+    for (const s of settled)
+      expect(s).toMatchObject({ status: "rejected", reason: { message: "waited enough" } });
+    const later = gc.submit(4);
+    r.openAll();
+    expect(await stuck).toBe(10);
+    expect(await later).toBe(40);
+    expect(r.batches).toEqual([[1], [4]]);
+  });
+
   it("rejects nonsense shapes", () => {
     const run = async (b: readonly number[]) => b;
     expect(() => new GroupCommit({ run, lanes: 0, maxBatch: 1, isolate: () => true })).toThrow(/lanes/);

@@ -23,10 +23,18 @@ export interface GroupCommitOptions<Req, Res> {
   readonly isolate: (err: unknown) => boolean;
   /** Called after each batch with its size (for metrics). */
   readonly onBatch?: (size: number) => void;
+  /**
+   * A call still queued after this long (every lane stuck, e.g. on a lock or a dead server)
+   * fails with `waitError()` instead of waiting without bound — the back-pressure a pool gives
+   * with its connect timeout. Undefined: wait as long as it takes.
+   */
+  readonly maxWaitMs?: number;
+  readonly waitError?: (waitedMs: number) => Error;
 }
 
 interface Waiter<Req, Res> {
   readonly req: Req;
+  readonly queuedAt: number;
   resolve(res: Res): void;
   reject(err: unknown): void;
 }
@@ -35,6 +43,7 @@ export class GroupCommit<Req, Res> {
   private queue: Waiter<Req, Res>[] = [];
   private inFlight = 0;
   private scheduled = false;
+  private timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private readonly o: GroupCommitOptions<Req, Res>) {
     if (!Number.isInteger(o.lanes) || o.lanes < 1) throw new RangeError(`lanes must be ≥ 1, got ${o.lanes}`);
@@ -45,8 +54,9 @@ export class GroupCommit<Req, Res> {
 
   submit(req: Req): Promise<Res> {
     return new Promise<Res>((resolve, reject) => {
-      this.queue.push({ req, resolve, reject });
+      this.queue.push({ req, queuedAt: performance.now(), resolve, reject });
       this.schedule();
+      this.armTimer();
     });
   }
 
@@ -71,6 +81,27 @@ export class GroupCommit<Req, Res> {
         });
       }
     });
+  }
+
+  /** Fails the calls queued longer than maxWaitMs, then waits for the next oldest. */
+  private armTimer(): void {
+    const maxWait = this.o.maxWaitMs;
+    if (maxWait === undefined || this.timer || this.queue.length === 0) return;
+    const due = this.queue[0]!.queuedAt + maxWait - performance.now();
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        const now = performance.now();
+        while (this.queue.length > 0 && now - this.queue[0]!.queuedAt >= maxWait) {
+          const w = this.queue.shift()!;
+          const waited = Math.round(now - w.queuedAt);
+          w.reject(this.o.waitError?.(waited) ?? new Error(`queued ${waited} ms without a free lane`));
+        }
+        this.armTimer();
+      },
+      Math.max(0, Math.ceil(due)),
+    );
+    this.timer.unref?.();
   }
 
   private async runBatch(batch: readonly Waiter<Req, Res>[]): Promise<void> {

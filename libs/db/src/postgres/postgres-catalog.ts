@@ -194,15 +194,26 @@ export class PostgresCatalog implements Catalog {
     // A batch that fails for a reason other than the database being unreachable (which every
     // call would meet alone too) is re-run call by call, so only the call at fault fails.
     const isolate = (e: unknown) => !(e instanceof DomainError);
+    // Queued calls give up when the pool would have: after connectTimeoutMs without a lane.
+    const maxWaitMs = ctx.connectTimeoutMs;
+    const waitError = (waited: number) =>
+      new DomainError(
+        "UNAVAILABLE",
+        `no connection to the Postgres catalog at ${ctx.where} became available within ${maxWaitMs} ms (lease calls waited ${waited} ms for a group-commit lane): every lane is busy; retry with backoff, or raise pool_size/group_commit_lanes if this persists`,
+      );
     this.grants = new GroupCommit({
       ...shape,
       isolate,
+      maxWaitMs,
+      waitError,
       run: async (batch) => grantResults(batch, await this.statement(GRANT_LEASES_SQL, grantParams(batch))),
       onBatch: (n) => onGroupCommit?.("grant", n),
     });
     this.releases = new GroupCommit({
       ...shape,
       isolate,
+      maxWaitMs,
+      waitError,
       run: async (batch) =>
         releaseResults(batch, await this.statement(RELEASE_LEASES_SQL, releaseParams(batch))),
       onBatch: (n) => onGroupCommit?.("release", n),

@@ -1,0 +1,225 @@
+import { request } from "node:http";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { DEFAULT_DOMAIN_CONFIG, type UseCaseDeps } from "@pm/domain";
+import {
+  FakeAllocator,
+  FakeClock,
+  MemoryCatalog,
+  RecordingJobQueue,
+  SequentialIds,
+} from "@pm/domain/testing";
+import {
+  AcquireReadLeaseRequestSchema,
+  AllocatePayloadRequestSchema,
+  AllocatePayloadResponseSchema,
+  CommitPayloadRequestSchema,
+  ListPayloadsRequestSchema,
+  PayloadAdminService,
+  PayloadCatalogService,
+  PayloadDataService,
+  ResolveSnapshotRequestSchema,
+  StatsRequestSchema,
+  Tier,
+} from "@pm/rpc";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApp } from "../app.ts";
+import { consoleLogger } from "../logger.ts";
+import { PromMetrics } from "./prom-metrics.ts";
+import { listen, type RunningServers } from "./servers.ts";
+
+// The fast path for binary unary Connect calls must answer exactly as the Connect adapter does.
+// A `connect-timeout-ms` header sends the same call through the adapter, so every case below is
+// asked both ways and the answers compared byte for byte.
+
+const TOKEN = "token-a";
+let servers: RunningServers;
+let metrics: PromMetrics;
+
+beforeAll(async () => {
+  const catalog = new MemoryCatalog();
+  const useCases: UseCaseDeps = {
+    catalog,
+    allocator: new FakeAllocator({ DISK: 1024 ** 3, RAM: 1024 ** 3 }),
+    jobs: new RecordingJobQueue(),
+    clock: new FakeClock(Date.UTC(2026, 0, 1)),
+    ids: new SequentialIds(),
+    presigner: undefined,
+    config: DEFAULT_DOMAIN_CONFIG,
+  };
+  metrics = new PromMetrics(false);
+  const deps = {
+    useCases,
+    log: consoleLogger("silent"),
+    metrics,
+    auth: { tokens: { [TOKEN]: "ns-a" }, agentToken: "" },
+    heartbeatIntervalMs: 1000,
+    newRequestId: () => "req",
+    maxBodyBytes: 4096,
+    readiness: { catalog: () => catalog.ping() },
+  };
+  servers = await listen(createApp(deps), deps, {
+    host: "127.0.0.1",
+    httpPort: 0,
+    grpcPort: 0,
+    maxBodyBytes: 4096,
+  });
+});
+afterAll(async () => {
+  await servers.close();
+});
+
+interface Answer {
+  readonly status: number;
+  readonly contentType: string | undefined;
+  readonly body: Buffer;
+}
+
+function post(path: string, body: Uint8Array, headers: Record<string, string> = {}): Promise<Answer> {
+  const url = new URL(servers.httpUrl);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: url.hostname,
+        port: url.port,
+        method: "POST",
+        path,
+        headers: {
+          "content-type": "application/proto",
+          "content-length": body.byteLength,
+          authorization: `Bearer ${TOKEN}`,
+          ...headers,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode!,
+            contentType: res.headers["content-type"],
+            body: Buffer.concat(chunks),
+          }),
+        );
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/** The same call through the fast path and through the adapter; both answers must be the same. */
+async function bothWays(
+  path: string,
+  body: Uint8Array,
+  headers: Record<string, string> = {},
+): Promise<Answer> {
+  const fast = await post(path, body, headers);
+  const adapter = await post(path, body, { ...headers, "connect-timeout-ms": "60000" });
+  expect(fast.status).toBe(adapter.status);
+  expect(fast.contentType).toBe(adapter.contentType);
+  expect(fast.body.toString("hex")).toBe(adapter.body.toString("hex"));
+  return fast;
+}
+
+const path = (service: { typeName: string }, method: string) => `/${service.typeName}/${method}`;
+const errorOf = (a: Answer) => JSON.parse(a.body.toString("utf8")) as { code: string; message: string };
+
+describe("unary fast path (binary Connect)", () => {
+  let payloadId: Uint8Array;
+
+  it("answers successful calls with the adapter's bytes", async () => {
+    const allocated = await post(
+      path(PayloadCatalogService, "AllocatePayload"),
+      toBinary(
+        AllocatePayloadRequestSchema,
+        create(AllocatePayloadRequestSchema, { sizeBytes: 1024n, preferredTier: Tier.RAM }),
+      ),
+    );
+    expect(allocated.status).toBe(200);
+    const d = fromBinary(AllocatePayloadResponseSchema, allocated.body).payloadDescriptor!;
+    payloadId = d.payloadId!.value;
+    const commit = toBinary(
+      CommitPayloadRequestSchema,
+      create(CommitPayloadRequestSchema, { id: { value: payloadId } }),
+    );
+    expect((await post(path(PayloadCatalogService, "CommitPayload"), commit)).status).toBe(200);
+    const resolved = await bothWays(
+      path(PayloadDataService, "ResolveSnapshot"),
+      toBinary(
+        ResolveSnapshotRequestSchema,
+        create(ResolveSnapshotRequestSchema, { id: { value: payloadId } }),
+      ),
+    );
+    expect(resolved.status).toBe(200);
+    expect(resolved.contentType).toBe("application/proto");
+    const listed = await bothWays(
+      path(PayloadCatalogService, "ListPayloads"),
+      toBinary(ListPayloadsRequestSchema, create(ListPayloadsRequestSchema, {})),
+    );
+    expect(listed.body.byteLength).toBeGreaterThan(16);
+    await bothWays(
+      path(PayloadAdminService, "Stats"),
+      toBinary(StatsRequestSchema, create(StatsRequestSchema, {})),
+    );
+  });
+
+  it("answers domain errors, bad ids and bad bodies with the adapter's codes and messages", async () => {
+    const unknown = await bothWays(
+      path(PayloadDataService, "AcquireReadLease"),
+      toBinary(
+        AcquireReadLeaseRequestSchema,
+        create(AcquireReadLeaseRequestSchema, { id: { value: new Uint8Array(16).fill(7) } }),
+      ),
+    );
+    expect(unknown.status).toBe(404);
+    expect(errorOf(unknown).code).toBe("not_found");
+    const badId = await bothWays(
+      path(PayloadDataService, "AcquireReadLease"),
+      toBinary(
+        AcquireReadLeaseRequestSchema,
+        create(AcquireReadLeaseRequestSchema, { id: { value: new Uint8Array(3) } }),
+      ),
+    );
+    expect(errorOf(badId).code).toBe("invalid_argument");
+    const empty = await bothWays(path(PayloadDataService, "AcquireReadLease"), new Uint8Array());
+    expect(errorOf(empty).code).toBe("invalid_argument");
+    const garbage = await bothWays(
+      path(PayloadDataService, "AcquireReadLease"),
+      Uint8Array.from([0x0a, 0xff, 0xff]),
+    );
+    expect(errorOf(garbage).code).toBe("internal");
+    expect(errorOf(garbage).message).toMatch(/^parse binary:/);
+  });
+
+  it("authenticates like the interceptor", async () => {
+    const body = toBinary(StatsRequestSchema, create(StatsRequestSchema, {}));
+    const missing = await bothWays(path(PayloadAdminService, "Stats"), body, { authorization: "" });
+    expect(missing.status).toBe(401);
+    expect(errorOf(missing).message).toMatch(/missing bearer token/);
+    const wrong = await bothWays(path(PayloadAdminService, "Stats"), body, { authorization: "Bearer nope" });
+    expect(errorOf(wrong).message).toMatch(/unknown bearer token/);
+  });
+
+  it("records fast-path calls in the same request metrics, transport connect", async () => {
+    const text = (await metrics.render()).body;
+    expect(text).toMatch(
+      /pm_api_requests_total\{service="payload\.manager\.services\.v1\.PayloadDataService",method="AcquireReadLease",code="NOT_FOUND",transport="connect"\} [1-9]/,
+    );
+  });
+
+  it("leaves JSON, oversized bodies and unknown methods to the adapter and the app", async () => {
+    const json = await post(path(PayloadAdminService, "Stats"), Buffer.from("{}"), {
+      "content-type": "application/json",
+    });
+    expect(json.status).toBe(200);
+    expect(json.contentType).toBe("application/json");
+    const big = await post(path(PayloadAdminService, "Stats"), new Uint8Array(5000));
+    expect(big.status).not.toBe(200);
+    expect(errorOf(big).code).toBe("resource_exhausted");
+    const unknownMethod = await post(
+      "/payload.manager.services.v1.PayloadAdminService/Nope",
+      new Uint8Array(),
+    );
+    expect(unknownMethod.status).toBe(404);
+  });
+});

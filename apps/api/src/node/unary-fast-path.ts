@@ -1,0 +1,191 @@
+import type http from "node:http";
+import type http2 from "node:http2";
+import {
+  create,
+  type DescMessage,
+  type DescMethod,
+  type DescService,
+  fromBinary,
+  isMessage,
+  toBinary,
+} from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  createContextValues,
+  type HandlerContext,
+} from "@connectrpc/connect";
+import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
+import { kRequest } from "../rpc/context.ts";
+import { codeName, toConnectError } from "../rpc/errors.ts";
+import { authenticate, type RpcDeps, registerServices } from "../rpc/router.ts";
+
+type Request = http.IncomingMessage | http2.Http2ServerRequest;
+type Response = http.ServerResponse | http2.Http2ServerResponse;
+
+type UnaryImpl = (input: unknown, ctx: HandlerContext) => Promise<unknown>;
+
+interface UnaryEntry {
+  readonly service: DescService;
+  readonly method: DescMethod;
+  readonly impl: UnaryImpl;
+}
+
+const NEVER_ABORTED = new AbortController().signal;
+
+/**
+ * The common case of the Connect protocol served without the generic adapter: a unary call with
+ * a binary body of known length (`application/proto`, `content-length`), no compression, no
+ * deadline header. The Node Connect adapter spends most of a small call on machinery this case
+ * does not need (abort controllers and their DOMExceptions, async iterables, header objects);
+ * here the body is read, decoded, given to the same service implementation, and the answer or
+ * the error written in the same bytes the adapter writes, with the same authentication, error
+ * mapping and metrics as the interceptor (rpc/router.ts). Everything else — JSON, gRPC-Web,
+ * streams, compression, deadlines, bodies without a length or over the limit — returns false
+ * and goes to the adapter. tests/e2e/unary-fast-path.e2e.test.ts holds the two paths to the
+ * same answers.
+ */
+export function unaryFastPath(deps: RpcDeps, maxBodyBytes: number) {
+  const table = new Map<string, UnaryEntry>();
+  const collector = {
+    service(service: DescService, impl: Record<string, UnaryImpl>) {
+      for (const method of service.methods) {
+        const fn = impl[method.localName];
+        if (method.methodKind === "unary" && fn) {
+          table.set(`/${service.typeName}/${method.name}`, { service, method, impl: fn.bind(impl) });
+        }
+      }
+      return collector;
+    },
+  };
+  registerServices(collector as unknown as ConnectRouter, deps);
+  const jsonOptions = { alwaysEmitImplicit: true };
+
+  /** Serves the call and returns true, or returns false without touching it. */
+  return function serve(req: Request, res: Response): boolean {
+    const h = req.headers;
+    if (req.method !== "POST" || h["content-type"] !== "application/proto") return false;
+    if (h["content-encoding"] || h["connect-content-encoding"] || h["connect-timeout-ms"]) return false;
+    const length = Number(h["content-length"]);
+    if (!Number.isSafeInteger(length) || length > maxBodyBytes) return false;
+    const entry = table.get(req.url ?? "");
+    if (!entry) return false;
+    void handle(entry, req, res, length);
+    return true;
+  };
+
+  async function handle(entry: UnaryEntry, req: Request, res: Response, length: number): Promise<void> {
+    const started = performance.now();
+    const h = req.headers;
+    const requestId = (h["x-request-id"] as string | undefined) || deps.newRequestId();
+    let code = "OK";
+    try {
+      const namespace = authenticate(deps.auth, entry.service.typeName, (h.authorization as string) ?? null);
+      const body = await readBody(req, length);
+      let input: unknown;
+      try {
+        input = fromBinary(entry.method.input, body);
+      } catch (e) {
+        throw new ConnectError(`parse binary: ${e instanceof Error ? e.message : String(e)}`, Code.Internal);
+      }
+      const call = handlerContext(entry, req, namespace, requestId);
+      const output = await entry.impl(input, call.ctx);
+      const schema: DescMessage = entry.method.output;
+      const bytes = toBinary(
+        schema,
+        isMessage(output, schema) ? output : create(schema, output as Record<string, unknown>),
+      );
+      (res as http.ServerResponse).writeHead(200, {
+        ...call.setHeaders(),
+        "content-type": "application/proto",
+        "content-length": bytes.byteLength,
+      });
+      res.end(bytes);
+    } catch (e) {
+      const err = toConnectError(e, deps.log, requestId);
+      code = codeName(err.code);
+      const body = errorToJsonBytes(err, jsonOptions);
+      const headers: Record<string, string | number> = { "content-type": "application/json" };
+      err.metadata.forEach((value, key) => {
+        headers[key] = value;
+      });
+      headers["content-length"] = body.byteLength;
+      if (!res.headersSent) (res as http.ServerResponse).writeHead(codeToHttpStatus(err.code), headers);
+      res.end(body);
+    } finally {
+      deps.metrics.observeRequest(
+        { service: entry.service.typeName, method: entry.method.name, code, transport: "connect" },
+        (performance.now() - started) / 1000,
+      );
+    }
+  }
+}
+
+/** The body of `length` bytes; a shorter or longer one (a broken client) fails the call. */
+function readBody(req: Request, length: number): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let got = 0;
+    req.on("data", (c: Buffer) => {
+      got += c.byteLength;
+      chunks.push(c);
+    });
+    req.on("end", () => {
+      if (got !== length) {
+        reject(new ConnectError(`body of ${got} bytes, content-length says ${length}`, Code.InvalidArgument));
+      } else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    });
+    req.on("error", reject);
+  });
+}
+
+/**
+ * What a service implementation may read of its call. Ours read only the request context
+ * (rpc/context.ts); header objects are built only if something asks for them, and what an
+ * implementation sets on them is sent as the adapter would (trailers as `trailer-` headers).
+ */
+function handlerContext(entry: UnaryEntry, req: Request, namespace: string, requestId: string) {
+  let requestHeader: Headers | undefined;
+  let responseHeader: Headers | undefined;
+  let responseTrailer: Headers | undefined;
+  const ctx = {
+    method: entry.method,
+    service: entry.service,
+    requestMethod: "POST",
+    protocolName: "connect",
+    url: req.url ?? "",
+    signal: NEVER_ABORTED,
+    timeoutMs: () => undefined,
+    get requestHeader() {
+      requestHeader ??= new Headers(
+        Object.entries(req.headers).flatMap(([k, v]) =>
+          k.startsWith(":") || v === undefined
+            ? []
+            : [[k, Array.isArray(v) ? v.join(", ") : v] as [string, string]],
+        ),
+      );
+      return requestHeader;
+    },
+    get responseHeader() {
+      responseHeader ??= new Headers();
+      return responseHeader;
+    },
+    get responseTrailer() {
+      responseTrailer ??= new Headers();
+      return responseTrailer;
+    },
+    values: createContextValues().set(kRequest, { namespace, requestId }),
+  } as HandlerContext;
+  const setHeaders = () => {
+    const out: Record<string, string> = {};
+    responseHeader?.forEach((v, k) => {
+      out[k] = v;
+    });
+    responseTrailer?.forEach((v, k) => {
+      out[`trailer-${k}`] = v;
+    });
+    return out;
+  };
+  return { ctx, setHeaders };
+}
