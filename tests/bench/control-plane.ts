@@ -125,8 +125,10 @@ export async function startControlPlane(catalogUrl?: string): Promise<ControlPla
   const [httpPort, grpcPort, agentPort] = [await freePort(), await freePort(), await freePort()];
   const url = `http://127.0.0.1:${httpPort}`;
   const common = { PM_DATA_DIR: dir, PM_LOG_LEVEL: process.env.PM_BENCH_LOG_LEVEL ?? "warn" };
-  // PM_BENCH_API_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the API under load.
-  const nodeArgs = process.env.PM_BENCH_API_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
+  // PM_BENCH_API_NODE_ARGS / PM_BENCH_AGENT_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof")
+  // profile the API or the agent under load.
+  const argsOf = (v: string | undefined) => v?.split(" ").filter(Boolean) ?? [];
+  const nodeArgs = argsOf(process.env.PM_BENCH_API_NODE_ARGS);
   const api = spawnRole(
     "api",
     {
@@ -147,13 +149,17 @@ export async function startControlPlane(catalogUrl?: string): Promise<ControlPla
   try {
     await waitFor(api, `${url}/healthz`, "the API did not start");
     children.push(
-      spawnRole("agent", {
-        ...common,
-        PM_AGENT_PORT: String(agentPort),
-        PM_CONTROL_PLANE_URL: url,
-        PM_RAM_PREFIX: prefix,
-        PM_DISK_ROOT: join(dir, "disk"),
-      }),
+      spawnRole(
+        "agent",
+        {
+          ...common,
+          PM_AGENT_PORT: String(agentPort),
+          PM_CONTROL_PLANE_URL: url,
+          PM_RAM_PREFIX: prefix,
+          PM_DISK_ROOT: join(dir, "disk"),
+        },
+        argsOf(process.env.PM_BENCH_AGENT_NODE_ARGS),
+      ),
     );
     await waitFor(api, `${url}/readyz`, "the tier agent did not register", children[1]);
   } catch (e) {
@@ -215,7 +221,7 @@ function postgresPids(): number[] {
 }
 
 /** Runs `fn` and splits the CPU time the processes spent meanwhile per `ops`, in µs. */
-async function withCpu<T extends { ops: number }>(
+export async function withCpu<T extends { ops: number }>(
   pids: ControlPlane["pids"],
   fn: () => Promise<T>,
 ): Promise<{ result: T; cpu: CpuSplit | undefined }> {
@@ -239,7 +245,7 @@ async function withCpu<T extends { ops: number }>(
 }
 
 const CPU_HEADER = "CPU µs/pair: load gen / API / agent / Postgres";
-const cpuText = (c: CpuSplit | undefined) =>
+export const cpuText = (c: CpuSplit | undefined) =>
   c ? `${fmt(c.loadgen)} / ${fmt(c.api)} / ${fmt(c.agent)} / ${fmt(c.postgres)}` : "n/a";
 
 /** Allocate+Commit pairs and AcquireReadLease+ReleaseLease pairs at 1 and 16 clients. */

@@ -213,7 +213,7 @@ describe.skipIf(unsupported !== undefined)(
       timeout: 60_000,
     }, async () => {
       const url = await database("pm_pool");
-      const sys = await start(`${url}?pool_size=2&connect_timeout_ms=1500`);
+      const sys = await start(`${url}?pool_size=2&group_commit_lanes=2&connect_timeout_ms=1500`);
       const client = createPayloadClient({ baseUrl: sys.url });
       const a = await client.catalog.allocatePayload({ sizeBytes: 4096n, preferredTier: Tier.RAM });
       const id = idText(a.payloadDescriptor?.payloadId);

@@ -35,7 +35,7 @@ export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}):
   mkdirSync(resolve(config.dataDir), { recursive: true, mode: 0o700 });
   const metrics = new PromMetrics();
   const catalog = await openCatalog(config.catalogUrl, {
-    postgres: { onGroupCommit: (kind, size) => metrics.observeGroupCommit(kind, size) },
+    postgres: { onGroupCommit: (size) => metrics.observeGroupCommit(size) },
   });
   const clock = { now: () => Date.now() };
   const agentHttp = new Agent({ keepAlive: true });

@@ -38,43 +38,59 @@ function fakeAgent(name: string, behaviour: { current: Behaviour }, calls: strin
   );
 }
 
+const agentRecord = (
+  clock: FakeClock,
+  a: { id: string; free: number; ageMs?: number; host?: string },
+): AgentRecord => ({
+  agentId: a.id,
+  host: a.host ?? `${a.id}-host`,
+  endpoint: `http://${a.id}`,
+  tiers: [
+    { tier: "RAM", capacityBytes: 1000, usedBytes: 1000 - a.free, highWatermark: 0.9, lowWatermark: 0.75 },
+  ],
+  lastHeartbeatAt: clock.now() - (a.ageMs ?? 0),
+  registeredAt: clock.now(),
+});
+
 async function setup(
   agents: { id: string; free: number; behaviour: Behaviour; ageMs?: number; host?: string }[],
+  agentsCacheMs = 0,
 ) {
   const clock = new FakeClock();
   const catalog = new MemoryCatalog();
+  let listReads = 0;
+  // Counts agent-list reads, whichever way the allocator runs them.
+  const counted =
+    (run: MemoryCatalog["transaction"]) =>
+    <T>(fn: Parameters<MemoryCatalog["transaction"]>[0]) =>
+      run((tx) => {
+        const listAgents = () => {
+          listReads++;
+          return tx.listAgents();
+        };
+        return fn(Object.assign(Object.create(tx), { listAgents }));
+      }) as Promise<T>;
+  const counting = Object.assign(Object.create(catalog) as MemoryCatalog, {
+    transaction: counted((fn) => catalog.transaction(fn)),
+    autocommit: counted((fn) => catalog.autocommit(fn)),
+  });
   const calls: string[] = [];
   const behaviours = new Map<string, { current: Behaviour }>();
   for (const a of agents) {
     behaviours.set(a.id, { current: a.behaviour });
-    const rec: AgentRecord = {
-      agentId: a.id,
-      host: a.host ?? `${a.id}-host`,
-      endpoint: `http://${a.id}`,
-      tiers: [
-        {
-          tier: "RAM",
-          capacityBytes: 1000,
-          usedBytes: 1000 - a.free,
-          highWatermark: 0.9,
-          lowWatermark: 0.75,
-        },
-      ],
-      lastHeartbeatAt: clock.now() - (a.ageMs ?? 0),
-      registeredAt: clock.now(),
-    };
-    await catalog.transaction((tx) => tx.upsertAgent(rec));
+    await catalog.transaction((tx) => tx.upsertAgent(agentRecord(clock, a)));
   }
   const alloc = new AgentRegionAllocator({
-    catalog,
+    catalog: counting,
     clock,
+    agentsCacheMs,
     agentTtlMs: 15_000,
     transportFor: (endpoint) => {
       const id = endpoint.replace("http://", "");
       return fakeAgent(id, behaviours.get(id)!, calls);
     },
   });
-  return { alloc, calls, behaviours };
+  return { alloc, calls, behaviours, catalog, clock, listReads: () => listReads };
 }
 
 const req = (size: number, preferredHost?: string) => ({
@@ -112,6 +128,27 @@ describe("AgentRegionAllocator", () => {
     behaviours.get("a")!.current = "full";
     await expect(alloc.allocate(req(100))).rejects.toMatchObject({ code: "TIER_FULL" });
     expect(calls).toEqual(["a:create", "a:create"]);
+  });
+
+  it("with agentsCacheMs, places on the cached agent list, and reads it afresh when that list fails", async () => {
+    const s = await setup([{ id: "a", free: 900, behaviour: "ok" }], 60_000);
+    await s.alloc.allocate(req(100));
+    await s.alloc.allocate(req(100));
+    expect(s.listReads()).toBe(1);
+    // A new agent with room, the cached one now full: the cached list fails, a fresh one places.
+    s.behaviours.get("a")!.current = "full";
+    s.behaviours.set("b", { current: "ok" });
+    await s.catalog.transaction((tx) => tx.upsertAgent(agentRecord(s.clock, { id: "b", free: 500 })));
+    expect(await s.alloc.allocate(req(100))).toMatchObject({ agentId: "b" });
+    expect(s.listReads()).toBe(2);
+    expect(s.calls).toEqual(["a:create", "a:create", "a:create", "a:create", "b:create"]);
+  });
+
+  it("without a cache, reads the agent list for every allocation", async () => {
+    const s = await setup([{ id: "a", free: 900, behaviour: "ok" }]);
+    await s.alloc.allocate(req(100));
+    await s.alloc.allocate(req(100));
+    expect(s.listReads()).toBe(2);
   });
 
   it("distinguishes a tier nobody serves (TIER_UNAVAILABLE) from agents that are all down (NO_AGENT)", async () => {

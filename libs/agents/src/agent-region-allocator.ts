@@ -29,7 +29,17 @@ export interface AgentRegionAllocatorOptions {
   readonly timeoutMs?: number;
   /** Deadline for copies, which move whole payloads. */
   readonly copyTimeoutMs?: number;
+  /**
+   * Allocations place on the agent list read at most this long ago (default 0: read it every
+   * time). Agents report their usage by heartbeat every few seconds anyway; an allocation that
+   * fails on the cached list (no agent, tier missing or full, unreachable) is placed again on a
+   * fresh read, so a new agent or a freed tier is seen at once.
+   */
+  readonly agentsCacheMs?: number;
 }
+
+/** Placement failures that a fresher agent list may avoid. */
+const STALE_LIST_CODES = new Set(["TIER_UNAVAILABLE", "NO_AGENT", "TIER_FULL"]);
 
 /**
  * Places regions on tier agents: picks a live agent with room on the tier (locality hint first,
@@ -39,6 +49,7 @@ export interface AgentRegionAllocatorOptions {
  */
 export class AgentRegionAllocator implements RegionAllocator {
   private readonly clients = new Map<string, AgentClient>();
+  private cached: { readonly at: number; readonly agents: AgentRecord[] } | undefined;
 
   constructor(private readonly opts: AgentRegionAllocatorOptions) {}
 
@@ -52,11 +63,24 @@ export class AgentRegionAllocator implements RegionAllocator {
   }
 
   private async agents(): Promise<AgentRecord[]> {
-    return this.opts.catalog.transaction((tx) => tx.listAgents());
+    const agents = await this.opts.catalog.autocommit((tx) => tx.listAgents());
+    this.cached = { at: performance.now(), agents };
+    return agents;
   }
 
   async allocate(req: AllocateRegionRequest): Promise<Placement> {
-    const all = await this.agents();
+    const cache = this.cached;
+    if (cache && performance.now() - cache.at < (this.opts.agentsCacheMs ?? 0)) {
+      try {
+        return await this.allocateAmong(cache.agents, req);
+      } catch (e) {
+        if (!(e instanceof DomainError) || !STALE_LIST_CODES.has(e.code)) throw e;
+      }
+    }
+    return this.allocateAmong(await this.agents(), req);
+  }
+
+  private async allocateAmong(all: readonly AgentRecord[], req: AllocateRegionRequest): Promise<Placement> {
     if (!all.some((a) => a.tiers.some((t) => t.tier === req.tier))) {
       throw new DomainError(
         "TIER_UNAVAILABLE",
@@ -108,7 +132,7 @@ export class AgentRegionAllocator implements RegionAllocator {
   }
 
   private async ownerOf(placement: Placement): Promise<AgentRecord> {
-    const agent = await this.opts.catalog.transaction((tx) => tx.getAgent(placement.agentId));
+    const agent = await this.opts.catalog.autocommit((tx) => tx.getAgent(placement.agentId));
     if (!agent) {
       throw new DomainError(
         "UNAVAILABLE",

@@ -25,8 +25,10 @@ export function createRegionAllocation(opts: {
   readonly agentTtlMs: number;
   readonly transportFor: (endpoint: string) => Transport;
   readonly objectStore: ObjectStoreSettings | undefined;
+  /** See AgentRegionAllocatorOptions.agentsCacheMs; default 1000 ms. */
+  readonly agentsCacheMs?: number;
 }): RegionAllocation {
-  const agents = new AgentRegionAllocator(opts);
+  const agents = new AgentRegionAllocator({ ...opts, agentsCacheMs: opts.agentsCacheMs ?? 1_000 });
   const os = opts.objectStore;
   if (!os) return { allocator: agents, presigner: undefined, close: () => undefined };
   const s3 = createS3Client({ ...os, endpoint: os.endpoint ?? "" });

@@ -20,8 +20,7 @@ export class PromMetrics implements Metrics {
 
   private readonly groupCommit = new Histogram({
     name: "pm_catalog_group_commit_batch_size",
-    help: "Calls coalesced into one Postgres statement by group commit, by kind (grant, release)",
-    labelNames: ["kind"] as const,
+    help: "AcquireReadLease/ReleaseLease calls coalesced into one Postgres statement by group commit",
     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
     registers: [this.registry],
   });
@@ -39,8 +38,8 @@ export class PromMetrics implements Metrics {
   }
 
   /** One group-commit batch of `size` calls was sent to Postgres. */
-  observeGroupCommit(kind: string, size: number): void {
-    this.groupCommit.observe({ kind }, size);
+  observeGroupCommit(size: number): void {
+    this.groupCommit.observe(size);
   }
 
   async render() {

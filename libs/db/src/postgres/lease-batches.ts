@@ -10,8 +10,8 @@ import type {
 import { num, PAYLOAD_COLUMNS, payloadFrom, type Row } from "../sql/rows.ts";
 
 /**
- * AcquireReadLease and ReleaseLease for a whole batch of calls, each as one statement (group
- * commit, see group-commit.ts). Requests travel as parallel arrays through unnest(); the answer
+ * AcquireReadLease and ReleaseLease for a whole batch of calls as one statement (group commit,
+ * see group-commit.ts). Requests travel as parallel arrays through unnest(); the answer
  * has one row per request, in request order, so each call gets its own outcome.
  *
  * Locking. Every change of a payload's state or placement first takes the row FOR UPDATE
@@ -25,8 +25,20 @@ import { num, PAYLOAD_COLUMNS, payloadFrom, type Row } from "../sql/rows.ts";
 
 const PAYLOAD_SELECT = PAYLOAD_COLUMNS.map((c) => `p.${c}`).join(", ");
 
-/** $1 lease ids, $2 payload ids, $3 namespaces, $4 now, $5 expires_at, $6 states, $7 tiers, $8 touch threshold. */
-export const GRANT_LEASES_SQL = `
+/** One call of the batch: a grant, or a release. */
+export type LeaseOp =
+  | { readonly kind: "grant"; readonly req: LeaseGrantRequest }
+  | { readonly kind: "release"; readonly leaseId: LeaseId; readonly namespace: string };
+
+export type LeaseOpResult = LeaseGrantResult | LeaseReleaseResult | undefined;
+
+/**
+ * Grants: $1 lease ids, $2 payload ids, $3 namespaces, $4 now, $5 expires_at, $6 states, $7 tiers,
+ * $8 touch threshold. Releases: $9 lease ids, $10 namespaces. Grants and releases share the
+ * statement (and its commit); the answer lists the grants' rows, then the releases', each in
+ * request order, in the same columns (a release carries its payload's row for its state).
+ */
+export const LEASE_BATCH_SQL = `
 WITH req AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::bigint[])
     WITH ORDINALITY AS r (lease_id, payload_id, namespace, now, expires_at, states, tiers, touch_before, ord)
@@ -52,84 +64,84 @@ touched AS (
   WHERE t.id = s.id
     AND t.id IN (SELECT id FROM payloads WHERE id IN (SELECT id FROM stale) FOR NO KEY UPDATE SKIP LOCKED)
   RETURNING t.id, t.last_access_at
+),
+rel AS (
+  SELECT * FROM unnest($9::text[], $10::text[]) WITH ORDINALITY AS q (lease_id, namespace, ord)
+),
+released AS (
+  DELETE FROM leases l USING rel q WHERE l.id = q.lease_id AND l.namespace = q.namespace
+  RETURNING l.id, l.payload_id
 )
-SELECT r.ord, g.version AS lease_version, tt.last_access_at AS touched_at, ${PAYLOAD_SELECT}
+SELECT 0 AS kind, r.ord, g.version AS lease_version, tt.last_access_at AS touched_at,
+       NULL::text COLLATE "C" AS released_payload_id, ${PAYLOAD_SELECT}
 FROM req r
 LEFT JOIN locked p ON p.id = r.payload_id AND p.namespace = r.namespace
 LEFT JOIN granted g ON g.id = r.lease_id
 LEFT JOIN touched tt ON tt.id = r.payload_id
-ORDER BY r.ord`;
+UNION ALL
+SELECT 1, q.ord, NULL::bigint, NULL::bigint, d.payload_id, ${PAYLOAD_SELECT}
+FROM rel q
+LEFT JOIN released d ON d.id = q.lease_id
+LEFT JOIN payloads p ON p.id = d.payload_id
+ORDER BY kind, ord`;
 
-export function grantParams(batch: readonly LeaseGrantRequest[]): unknown[] {
+export function leaseBatchParams(ops: readonly LeaseOp[]): unknown[] {
+  const grants = ops.flatMap((o) => (o.kind === "grant" ? [o.req] : []));
+  const releases = ops.flatMap((o) => (o.kind === "release" ? [o] : []));
   return [
-    batch.map((r) => r.leaseId),
-    batch.map((r) => r.payloadId),
-    batch.map((r) => r.namespace),
-    batch.map((r) => r.now),
-    batch.map((r) => r.expiresAt),
-    batch.map((r) => r.states.join(",")),
-    batch.map((r) => r.tiers.join(",")),
-    batch.map((r) => r.touchIfAccessedAtOrBefore),
+    grants.map((r) => r.leaseId),
+    grants.map((r) => r.payloadId),
+    grants.map((r) => r.namespace),
+    grants.map((r) => r.now),
+    grants.map((r) => r.expiresAt),
+    grants.map((r) => r.states.join(",")),
+    grants.map((r) => r.tiers.join(",")),
+    grants.map((r) => r.touchIfAccessedAtOrBefore),
+    releases.map((r) => r.leaseId),
+    releases.map((r) => r.namespace),
   ];
 }
 
-export function grantResults(batch: readonly LeaseGrantRequest[], rows: readonly Row[]): LeaseGrantResult[] {
-  return batch.map((req, i) => {
-    const row = rows[i];
-    if (!row || num(row.ord) !== i + 1) throw new Error(`lease grant batch answered out of order at ${i}`);
-    if (row.id === null) return { payload: undefined, lease: undefined };
-    const locked = payloadFrom(row);
-    if (row.lease_version === null) return { payload: locked, lease: undefined };
-    const lease: Lease = {
-      id: req.leaseId,
-      payloadId: locked.id,
-      namespace: locked.namespace,
-      version: num(row.lease_version),
-      createdAt: req.now,
-      expiresAt: req.expiresAt,
-      revoked: false,
-    };
-    const payload = row.touched_at === null ? locked : { ...locked, lastAccessAt: num(row.touched_at) };
-    return { payload, lease };
+export function leaseBatchResults(ops: readonly LeaseOp[], rows: readonly Row[]): LeaseOpResult[] {
+  const grantRows = rows.filter((r) => num(r.kind) === 0);
+  const releaseRows = rows.filter((r) => num(r.kind) === 1);
+  let g = 0;
+  let q = 0;
+  return ops.map((op) => {
+    if (op.kind === "grant") return grantResult(op.req, grantRows[g], ++g);
+    return releaseResult(releaseRows[q], ++q);
   });
 }
 
-/** $1 lease ids, $2 namespaces. */
-export const RELEASE_LEASES_SQL = `
-WITH req AS (
-  SELECT * FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS r (id, namespace, ord)
-),
-released AS (
-  DELETE FROM leases l USING req r WHERE l.id = r.id AND l.namespace = r.namespace
-  RETURNING l.id, l.payload_id
-)
-SELECT r.ord, d.payload_id, p.state
-FROM req r
-LEFT JOIN released d ON d.id = r.id
-LEFT JOIN payloads p ON p.id = d.payload_id
-ORDER BY r.ord`;
-
-export interface LeaseRelease {
-  readonly leaseId: LeaseId;
-  readonly namespace: string;
+function checkOrder(row: Row | undefined, ord: number, what: string): Row {
+  if (!row || num(row.ord) !== ord)
+    throw new Error(`lease batch answered its ${what}s out of order at ${ord}`);
+  return row;
 }
 
-export const releaseParams = (batch: readonly LeaseRelease[]): unknown[] => [
-  batch.map((r) => r.leaseId),
-  batch.map((r) => r.namespace),
-];
+function grantResult(req: LeaseGrantRequest, at: Row | undefined, ord: number): LeaseGrantResult {
+  const row = checkOrder(at, ord, "grant");
+  if (row.id === null) return { payload: undefined, lease: undefined };
+  const locked = payloadFrom(row);
+  if (row.lease_version === null) return { payload: locked, lease: undefined };
+  const lease: Lease = {
+    id: req.leaseId,
+    payloadId: locked.id,
+    namespace: locked.namespace,
+    version: num(row.lease_version),
+    createdAt: req.now,
+    expiresAt: req.expiresAt,
+    revoked: false,
+  };
+  const payload = row.touched_at === null ? locked : { ...locked, lastAccessAt: num(row.touched_at) };
+  return { payload, lease };
+}
 
-export function releaseResults(
-  batch: readonly LeaseRelease[],
-  rows: readonly Row[],
-): (LeaseReleaseResult | undefined)[] {
-  return batch.map((_, i) => {
-    const row = rows[i];
-    if (!row || num(row.ord) !== i + 1) throw new Error(`lease release batch answered out of order at ${i}`);
-    if (row.payload_id === null) return undefined;
-    return {
-      payloadId: row.payload_id as PayloadId,
-      payloadState: row.state === null ? undefined : (row.state as PayloadState),
-    };
-  });
+function releaseResult(at: Row | undefined, ord: number): LeaseReleaseResult | undefined {
+  const row = checkOrder(at, ord, "release");
+  if (row.released_payload_id === null) return undefined;
+  return {
+    payloadId: row.released_payload_id as PayloadId,
+    payloadState: row.state === null ? undefined : (row.state as PayloadState),
+  };
 }

@@ -339,6 +339,25 @@ describe("PostgresCatalog", () => {
     expectUnavailable(await rejection(catalog.transaction((t) => t.getPayload(pid(1)))), /closed/);
   });
 
+  it("autocommit holds no lock past its statement and saves the BEGIN/COMMIT", async () => {
+    const catalog = await track(open());
+    await catalog.transaction((t) => t.insertPayload(payload(1)));
+    await catalog
+      .autocommit(async (t) => {
+        await t.lockPayload(pid(1));
+        // A transaction elsewhere takes the same row lock at once: the statement's lock is gone.
+        await catalog.transaction(async (u) => {
+          const p = await u.lockPayload(pid(1));
+          await u.updatePayload({ ...p!, version: 2 });
+        });
+        // And this statement is committed on its own, whatever follows it.
+        await t.updatePayload({ ...payload(1), version: 3 });
+        throw new Error("after the write");
+      })
+      .catch((e: Error) => expect(e.message).toBe("after the write"));
+    expect((await catalog.transaction((t) => t.getPayload(pid(1))))!.version).toBe(3);
+  });
+
   describe("group commit of lease calls", () => {
     const lid = (n: number) => asLeaseId(`11111111-0000-4000-8000-${n.toString(16).padStart(12, "0")}`);
     const grantReq = (n: number, payloadId = pid(1)): LeaseGrantRequest => ({
@@ -353,10 +372,8 @@ describe("PostgresCatalog", () => {
     });
 
     it("coalesces concurrent calls into batches and isolates a call whose row fails", async () => {
-      const batches: { kind: string; size: number }[] = [];
-      const catalog = await track(
-        open({ groupCommitLanes: 1, onGroupCommit: (kind, size) => batches.push({ kind, size }) }),
-      );
+      const batches: number[] = [];
+      const catalog = await track(open({ groupCommitLanes: 1, onGroupCommit: (size) => batches.push(size) }));
       await catalog.transaction(async (t) => {
         await t.insertPayload(payload(1));
         // Lease 5 exists already: granting it again violates the primary key.
@@ -373,8 +390,8 @@ describe("PostgresCatalog", () => {
       const results = await Promise.allSettled(
         Array.from({ length: 40 }, (_, i) => catalog.grantLease(grantReq(i + 1))),
       );
-      expect(Math.max(...batches.map((b) => b.size))).toBeGreaterThan(1);
-      expect(batches.reduce((n, b) => n + b.size, 0)).toBeGreaterThan(40); // the failed batch ran again call by call
+      expect(Math.max(...batches)).toBeGreaterThan(1);
+      expect(batches.reduce((n, b) => n + b, 0)).toBeGreaterThan(40); // the failed batch ran again call by call
       results.forEach((r, i) => {
         if (i + 1 === 5) expect(r).toMatchObject({ status: "rejected", reason: { code: "23505" } });
         else expect(r).toMatchObject({ status: "fulfilled", value: { lease: { id: lid(i + 1) } } });
@@ -385,8 +402,55 @@ describe("PostgresCatalog", () => {
         Array.from({ length: 40 }, (_, i) => catalog.releaseLease(lid(i + 1), "ns")),
       );
       expect(released.every((r) => r?.payloadId === pid(1))).toBe(true);
-      expect(Math.max(...batches.map((b) => b.size))).toBeGreaterThan(1);
+      expect(Math.max(...batches)).toBeGreaterThan(1);
       expect(await catalog.transaction((t) => t.liveLeases(pid(1), 0))).toEqual([]);
+    });
+
+    it("carries grants and releases in one statement, each answered in its own order", async () => {
+      const batches: number[] = [];
+      const catalog = await track(open({ groupCommitLanes: 1, onGroupCommit: (size) => batches.push(size) }));
+      await catalog.transaction(async (t) => {
+        await t.insertPayload(payload(1));
+        await t.insertPayload({ ...payload(2), state: "DELETING" });
+        for (let i = 100; i < 110; i++) {
+          const onto = i % 2 === 0 ? pid(1) : pid(2);
+          await t.insertLease({
+            id: lid(i),
+            payloadId: onto,
+            namespace: "ns",
+            version: 1,
+            createdAt: 1,
+            expiresAt: 20_000,
+            revoked: false,
+          });
+        }
+      });
+      const first = catalog.grantLease(grantReq(1)); // occupies the lane, so the rest queue together
+      await new Promise((r) => setImmediate(r));
+      const ops = Array.from({ length: 20 }, (_, i) =>
+        i % 2 === 0
+          ? catalog.grantLease(grantReq(i + 2, i % 4 === 0 ? pid(1) : pid(2)))
+          : catalog.releaseLease(lid(100 + (i >> 1)), "ns"),
+      );
+      const got = await Promise.all([first, ...ops]);
+      expect(batches).toEqual([1, 20]);
+      got.slice(1).forEach((r, i) => {
+        if (i % 2 === 0) {
+          // Grants: payload 1 is readable, payload 2 (DELETING) is not.
+          expect(r).toMatchObject(
+            i % 4 === 0
+              ? { lease: { id: lid(i + 2) } }
+              : { lease: undefined, payload: { state: "DELETING" } },
+          );
+        } else {
+          const lease = 100 + (i >> 1);
+          expect(r).toStrictEqual({
+            payloadId: lease % 2 === 0 ? pid(1) : pid(2),
+            payloadState: lease % 2 === 0 ? "ACTIVE" : "DELETING",
+          });
+        }
+      });
+      expect(await catalog.releaseLease(lid(100), "ns")).toBeUndefined();
     });
 
     it("runs each call alone with group_commit_lanes=0 in the URL", async () => {
@@ -394,7 +458,7 @@ describe("PostgresCatalog", () => {
       const catalog = await track(
         open({
           url: `${URL}${URL.includes("?") ? "&" : "?"}group_commit_lanes=0`,
-          onGroupCommit: (_, n) => batches.push(n),
+          onGroupCommit: (n) => batches.push(n),
         }),
       );
       await catalog.transaction((t) => t.insertPayload(payload(1)));

@@ -16,13 +16,11 @@ import { num, type Row } from "../sql/rows.ts";
 import type { SqlExecutor } from "../sql/sql-catalog-tx.ts";
 import { GroupCommit } from "./group-commit.ts";
 import {
-  GRANT_LEASES_SQL,
-  grantParams,
-  grantResults,
-  type LeaseRelease,
-  RELEASE_LEASES_SQL,
-  releaseParams,
-  releaseResults,
+  LEASE_BATCH_SQL,
+  type LeaseOp,
+  type LeaseOpResult,
+  leaseBatchParams,
+  leaseBatchResults,
 } from "./lease-batches.ts";
 import { POSTGRES_DIALECT, PostgresCatalogTx } from "./postgres-catalog-tx.ts";
 import {
@@ -73,13 +71,14 @@ export interface PostgresCatalogOptions {
   readonly preparedStatements?: boolean;
   /**
    * Group commit: concurrent AcquireReadLease / ReleaseLease calls of this process are coalesced
-   * into batches of one statement each; this many batches of each kind run at once (default 2,
-   * at most the pool size).
+   * into batches of one statement each; this many batches run at once (default 1, at most the
+   * pool size: one lane makes the largest batches and spends the least database CPU per call;
+   * more lanes help where statements are slow and the database has cores to spare).
    * 0 turns coalescing off: each call is then its own one-statement transaction.
    */
   readonly groupCommitLanes?: number;
-  /** Called with the size of every group-commit batch sent (for metrics). */
-  readonly onGroupCommit?: (kind: "grant" | "release", size: number) => void;
+  /** Called with the number of calls in every group-commit statement sent (for metrics). */
+  readonly onGroupCommit?: (size: number) => void;
   /** How often a transaction aborted by a serialization failure or deadlock is run again (default 5). */
   readonly maxRetries?: number;
   /** application_name of the connections, as pg_stat_activity shows it (default "payload-manager"). */
@@ -178,8 +177,7 @@ function errorContext(o: PostgresCatalogOptions): PgErrorContext {
  */
 export class PostgresCatalog implements Catalog {
   private closing: Promise<void> | undefined;
-  private readonly grants: GroupCommit<LeaseGrantRequest, LeaseGrantResult>;
-  private readonly releases: GroupCommit<LeaseRelease, LeaseReleaseResult | undefined>;
+  private readonly leases: GroupCommit<LeaseOp, LeaseOpResult>;
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -201,22 +199,14 @@ export class PostgresCatalog implements Catalog {
         "UNAVAILABLE",
         `no connection to the Postgres catalog at ${ctx.where} became available within ${maxWaitMs} ms (lease calls waited ${waited} ms for a group-commit lane): every lane is busy; retry with backoff, or raise pool_size/group_commit_lanes if this persists`,
       );
-    this.grants = new GroupCommit({
-      ...shape,
-      isolate,
-      maxWaitMs,
-      waitError,
-      run: async (batch) => grantResults(batch, await this.statement(GRANT_LEASES_SQL, grantParams(batch))),
-      onBatch: (n) => onGroupCommit?.("grant", n),
-    });
-    this.releases = new GroupCommit({
+    this.leases = new GroupCommit({
       ...shape,
       isolate,
       maxWaitMs,
       waitError,
       run: async (batch) =>
-        releaseResults(batch, await this.statement(RELEASE_LEASES_SQL, releaseParams(batch))),
-      onBatch: (n) => onGroupCommit?.("release", n),
+        leaseBatchResults(batch, await this.statement(LEASE_BATCH_SQL, leaseBatchParams(batch))),
+      onBatch: (n) => onGroupCommit?.(n),
     });
   }
 
@@ -230,7 +220,7 @@ export class PostgresCatalog implements Catalog {
         field: "poolSize",
       });
     }
-    const lanes = o.groupCommitLanes ?? Math.min(2, poolSize);
+    const lanes = o.groupCommitLanes ?? 1;
     if (!Number.isInteger(lanes) || lanes < 0 || lanes > poolSize) {
       throw invalidArgument(
         `Postgres group commit lanes must be an integer from 0 to the pool size ${poolSize}, got ${lanes}`,
@@ -259,7 +249,16 @@ export class PostgresCatalog implements Catalog {
     );
   }
 
-  async transaction<T>(fn: (tx: CatalogTx) => Promise<T>): Promise<T> {
+  transaction<T>(fn: (tx: CatalogTx) => Promise<T>): Promise<T> {
+    return this.session(fn, true);
+  }
+
+  autocommit<T>(fn: (tx: CatalogTx) => Promise<T>): Promise<T> {
+    return this.session(fn, false);
+  }
+
+  /** Runs `fn` on one pooled connection, inside BEGIN/COMMIT when `wrap`, each statement alone otherwise. */
+  private async session<T>(fn: (tx: CatalogTx) => Promise<T>, wrap: boolean): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const client = await this.connect();
       // A checked-out connection that fails between queries emits 'error'; with no listener
@@ -272,15 +271,15 @@ export class PostgresCatalog implements Catalog {
       const exec = new PgExecutor(client, this.named, this.ctx);
       let discard = false;
       try {
-        await client.query("BEGIN");
+        if (wrap) await client.query("BEGIN");
         const result = await fn(new PostgresCatalogTx(exec, POSTGRES_DIALECT));
         exec.end();
-        await client.query("COMMIT");
+        if (wrap) await client.query("COMMIT");
         return result;
       } catch (e) {
         exec.end();
         try {
-          await client.query("ROLLBACK");
+          if (wrap) await client.query("ROLLBACK");
         } catch {
           discard = true;
         }
@@ -300,12 +299,14 @@ export class PostgresCatalog implements Catalog {
     }
   }
 
-  grantLease(req: LeaseGrantRequest): Promise<LeaseGrantResult> {
-    return this.grants.submit(req);
+  async grantLease(req: LeaseGrantRequest): Promise<LeaseGrantResult> {
+    return (await this.leases.submit({ kind: "grant", req })) as LeaseGrantResult;
   }
 
-  releaseLease(leaseId: LeaseId, namespace: string): Promise<LeaseReleaseResult | undefined> {
-    return this.releases.submit({ leaseId, namespace });
+  async releaseLease(leaseId: LeaseId, namespace: string): Promise<LeaseReleaseResult | undefined> {
+    return (await this.leases.submit({ kind: "release", leaseId, namespace })) as
+      | LeaseReleaseResult
+      | undefined;
   }
 
   /**

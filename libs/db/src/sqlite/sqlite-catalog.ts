@@ -125,6 +125,10 @@ export class SqliteCatalog implements Catalog {
     });
   }
 
+  autocommit<T>(fn: (tx: CatalogTx) => Promise<T>): Promise<T> {
+    return this.transaction(fn);
+  }
+
   grantLease(req: LeaseGrantRequest): Promise<LeaseGrantResult> {
     return this.transaction((tx) => grantLeaseInTx(tx, req));
   }

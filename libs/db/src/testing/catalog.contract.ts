@@ -1215,6 +1215,13 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
         });
       });
 
+      it("runs single reads and writes with autocommit", async () => {
+        await catalog.autocommit((t) => t.insertPayload(payload(1)));
+        expect(await catalog.autocommit((t) => t.getPayload(id(1)))).toStrictEqual(payload(1));
+        await expect(catalog.autocommit((t) => t.insertPayload(payload(1)))).rejects.toThrow();
+        expect(await tx((t) => t.getPayload(id(1)))).toStrictEqual(payload(1));
+      });
+
       it("serialises concurrent read-modify-write of one payload through lockPayload", async () => {
         await seed(payload(1));
         const n = 50;

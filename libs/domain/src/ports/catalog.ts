@@ -214,6 +214,13 @@ export interface Catalog {
    */
   transaction<T>(fn: (tx: CatalogTx) => Promise<T>): Promise<T>;
   /**
+   * Runs `fn` with every statement committed on its own, without the BEGIN/COMMIT round trips:
+   * for one read, or one write that nothing else has to land with. No row lock outlives its
+   * statement, and two statements may see different data. Adapters with no round trips to save
+   * run it as a transaction.
+   */
+  autocommit<T>(fn: (tx: CatalogTx) => Promise<T>): Promise<T>;
+  /**
    * The hot path of AcquireReadLease as one atomic step, so an adapter can coalesce concurrent
    * calls into one statement (group commit). Each call gets its own result or error. Adapters
    * without a set-based form run `grantLeaseInTx` in a transaction.

@@ -109,6 +109,10 @@ export class MemoryCatalog implements Catalog {
     return p;
   }
 
+  autocommit<T>(fn: (tx: CatalogTx) => Promise<T>): Promise<T> {
+    return this.transaction(fn);
+  }
+
   grantLease(req: LeaseGrantRequest): Promise<LeaseGrantResult> {
     return this.transaction((tx) => grantLeaseInTx(tx, req));
   }

@@ -68,7 +68,7 @@ export async function allocatePayload(
     checksum: undefined,
   };
   try {
-    await deps.catalog.transaction((tx) => tx.insertPayload(payload));
+    await deps.catalog.autocommit((tx) => tx.insertPayload(payload));
   } catch (e) {
     await deps.allocator.free(id, placement).catch(() => undefined);
     throw e;
@@ -94,7 +94,7 @@ export async function commitPayload(
   req: CommitRequest,
 ): Promise<DescriptorView> {
   validateChecksum(req.checksum);
-  const before = await deps.catalog.transaction((tx) => requirePayload(tx, ctx, req.id, false));
+  const before = await deps.catalog.autocommit((tx) => requirePayload(tx, ctx, req.id, false));
   if (req.sizeBytes !== 0 && req.sizeBytes !== before.sizeBytes) {
     throw invalidArgument(
       `size_bytes ${req.sizeBytes} does not match the allocated size ${before.sizeBytes}; allocate a payload of the size you wrote`,
