@@ -30,6 +30,8 @@ import { closedLoop, fmt, type LoadResult, percentile, table } from "./lib/stats
 const SECONDS = Number(process.env.PM_BENCH_SECONDS ?? 3);
 const PGBENCH_SECONDS = Number(process.env.PM_BENCH_PGBENCH_SECONDS ?? 10);
 const WARMUP_SECONDS = Number(process.env.PM_BENCH_WARMUP_SECONDS ?? 2);
+/** Rounds of the Postgres bench (baseline + cells each); the table shows the median round. */
+const ROUNDS = Number(process.env.PM_BENCH_ROUNDS ?? 3);
 const ROOT = resolve(import.meta.dirname, "../..");
 
 /** The Postgres server benchmarks create their databases on. */
@@ -177,6 +179,7 @@ export async function startControlPlane(catalogUrl?: string): Promise<ControlPla
 interface Cell {
   readonly name: string;
   readonly concurrency: number;
+  readonly round: number;
   readonly result: LoadResult;
   /** CPU time per pair (µs) by process group, where it could be read from /proc. */
   readonly cpu: CpuSplit | undefined;
@@ -249,7 +252,11 @@ export const cpuText = (c: CpuSplit | undefined) =>
   c ? `${fmt(c.loadgen)} / ${fmt(c.api)} / ${fmt(c.agent)} / ${fmt(c.postgres)}` : "n/a";
 
 /** Allocate+Commit pairs and AcquireReadLease+ReleaseLease pairs at 1 and 16 clients. */
-async function measurePairs(cp: ControlPlane, baseline?: (concurrency: number) => Promise<LoadResult>) {
+async function measurePairs(
+  cp: ControlPlane,
+  rounds: number,
+  baseline?: (concurrency: number) => Promise<LoadResult>,
+) {
   const { client } = cp;
   // Leases spread over 64 payloads, as pgbench -N spreads its updates over many accounts; a second
   // cell leases one hot payload, where every call queues on the same row lock.
@@ -297,23 +304,78 @@ async function measurePairs(cp: ControlPlane, baseline?: (concurrency: number) =
   await closedLoop(leasePair, 4, WARMUP_SECONDS);
   for (const id of created.splice(0)) await client.catalog.delete({ id, force: true }).catch(() => undefined);
   const cells: Cell[] = [];
-  const baselines = new Map<number, LoadResult>();
-  for (const concurrency of [1, 16]) {
-    if (baseline) baselines.set(concurrency, await baseline(concurrency));
-    const ops: [string, () => Promise<void>][] = [
-      ["Allocate+Commit", allocCommit],
-      ["AcquireReadLease+ReleaseLease", leasePair],
-      ["  same, one hot payload", hotLeasePair],
-    ];
-    if (concurrency > 1) ops.push(["  same, SDK client (connect-node)", sdkLeasePair]);
-    for (const [name, op] of ops) {
-      const { result, cpu } = await withCpu(cp.pids, () => closedLoop(op, concurrency, SECONDS));
-      cells.push({ name, concurrency, result, cpu });
-      for (const id of created.splice(0))
-        await client.catalog.delete({ id, force: true }).catch(() => undefined);
+  const baselines = new Map<string, LoadResult>();
+  // Each round measures the baseline right before its cells, so a ratio compares figures taken
+  // under the same background load; rounds repeat that to show the spread.
+  for (let round = 0; round < rounds; round++) {
+    for (const concurrency of [1, 16]) {
+      if (baseline) baselines.set(`${round}/${concurrency}`, await baseline(concurrency));
+      const ops: [string, () => Promise<void>][] = [
+        ["Allocate+Commit", allocCommit],
+        ["AcquireReadLease+ReleaseLease", leasePair],
+        ["  same, one hot payload", hotLeasePair],
+      ];
+      if (concurrency > 1) ops.push(["  same, SDK client (connect-node)", sdkLeasePair]);
+      for (const [name, op] of ops) {
+        const { result, cpu } = await withCpu(cp.pids, () => closedLoop(op, concurrency, SECONDS));
+        cells.push({ name, concurrency, round, result, cpu });
+        for (const id of created.splice(0))
+          await client.catalog.delete({ id, force: true }).catch(() => undefined);
+      }
     }
   }
   return { cells, baselines };
+}
+
+const median = (xs: readonly number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+/**
+ * Table rows over the rounds: the median round of each operation (by its ratio to the baseline
+ * of the same round), with the range of the ratios when there were several rounds.
+ */
+function roundRows(
+  cells: readonly Cell[],
+  baselines: ReadonlyMap<string, LoadResult>,
+  concurrency: number,
+  ratioOf: (cell: LoadResult, base: LoadResult) => number,
+  baselineName: string,
+): (string | number)[][] {
+  const rows: (string | number)[][] = [];
+  const here = cells.filter((c) => c.concurrency === concurrency);
+  for (const name of [...new Set(here.map((c) => c.name))]) {
+    const runs = here
+      .filter((c) => c.name === name)
+      .map((c) => ({ c, base: baselines.get(`${c.round}/${concurrency}`)! }))
+      .map((r) => ({ ...r, ratio: ratioOf(r.c.result, r.base) }))
+      .sort((a, b) => a.ratio - b.ratio);
+    const mid = runs[Math.floor((runs.length - 1) / 2)]!;
+    const spread = runs.length > 1 ? ` (${fmt(runs[0]!.ratio)}–${fmt(runs.at(-1)!.ratio)})` : "";
+    rows.push([
+      name,
+      String(concurrency),
+      mid.c.result.opsPerSec,
+      mid.c.result.p50Ms,
+      mid.c.result.p99Ms,
+      mid.base.opsPerSec,
+      `${fmt(mid.ratio)}x${spread}`,
+      cpuText(mid.c.cpu),
+    ]);
+  }
+  const bases = [...baselines].filter(([k]) => k.endsWith(`/${concurrency}`)).map(([, v]) => v);
+  rows.push([
+    baselineName,
+    String(concurrency),
+    median(bases.map((b) => b.opsPerSec)),
+    median(bases.map((b) => b.p50Ms)),
+    median(bases.map((b) => b.p99Ms)),
+    median(bases.map((b) => b.opsPerSec)),
+    "1.00x",
+    "",
+  ]);
+  return rows;
 }
 
 /** The embedded default: SQLite catalog, baseline GET /healthz on the same server. */
@@ -323,34 +385,17 @@ export async function controlPlaneBench(catalogUrl?: string): Promise<void> {
     const res = await fetch(`${cp.url}/healthz`);
     await res.arrayBuffer();
   };
-  const { cells, baselines } = await measurePairs(cp, (c) => closedLoop(healthz, c, SECONDS));
-  const rows: (string | number)[][] = [];
-  for (const concurrency of [1, 16]) {
-    const base = baselines.get(concurrency)!;
-    for (const c of cells.filter((x) => x.concurrency === concurrency)) {
-      // Each pair is two RPCs; the baseline is one request, so compare calls per second.
-      rows.push([
-        c.name,
-        String(concurrency),
-        c.result.opsPerSec,
-        c.result.p50Ms,
-        c.result.p99Ms,
-        base.opsPerSec,
-        `${fmt((2 * c.result.opsPerSec) / base.opsPerSec)}x`,
-        cpuText(c.cpu),
-      ]);
-    }
-    rows.push([
+  const { cells, baselines } = await measurePairs(cp, 1, (c) => closedLoop(healthz, c, SECONDS));
+  // Each pair is two RPCs; the baseline is one request, so compare calls per second.
+  const rows = [1, 16].flatMap((concurrency) =>
+    roundRows(
+      cells,
+      baselines,
+      concurrency,
+      (c, b) => (2 * c.opsPerSec) / b.opsPerSec,
       "baseline GET /healthz",
-      String(concurrency),
-      base.opsPerSec,
-      base.p50Ms,
-      base.p99Ms,
-      base.opsPerSec,
-      "1.00x",
-      "",
-    ]);
-  }
+    ),
+  );
   table(
     `Control plane over Connect on loopback (${catalogUrl?.startsWith("postgres") ? "Postgres" : "SQLite"} catalog, ${SECONDS}s per cell)`,
     [
@@ -458,35 +503,20 @@ export async function controlPlanePostgresBench(): Promise<void> {
     pgbenchInit(db.url);
     const cp = await startControlPlane(db.url);
     try {
-      const { cells, baselines } = await measurePairs(cp, async (c) => pgbench(db.url, c, PGBENCH_SECONDS));
-      const rows: (string | number)[][] = [];
-      for (const concurrency of [1, 16]) {
-        const base = baselines.get(concurrency)!;
-        for (const c of cells.filter((x) => x.concurrency === concurrency)) {
-          rows.push([
-            c.name,
-            String(concurrency),
-            c.result.opsPerSec,
-            c.result.p50Ms,
-            c.result.p99Ms,
-            base.opsPerSec,
-            `${fmt(c.result.opsPerSec / base.opsPerSec)}x`,
-            cpuText(c.cpu),
-          ]);
-        }
-        rows.push([
+      const { cells, baselines } = await measurePairs(cp, ROUNDS, async (c) =>
+        pgbench(db.url, c, PGBENCH_SECONDS),
+      );
+      const rows = [1, 16].flatMap((concurrency) =>
+        roundRows(
+          cells,
+          baselines,
+          concurrency,
+          (c, b) => c.opsPerSec / b.opsPerSec,
           `baseline pgbench -N -c ${concurrency}`,
-          String(concurrency),
-          base.opsPerSec,
-          base.p50Ms,
-          base.p99Ms,
-          base.opsPerSec,
-          "1.00x",
-          "",
-        ]);
-      }
+        ),
+      );
       table(
-        `Control plane on Postgres (fresh database ${db.name}, ${SECONDS}s per cell; pgbench -N -j 2 -T ${PGBENCH_SECONDS} on the same database in the same run; targets at 16 clients: lease pairs ≥ 0.5x, allocate+commit ≥ 0.3x)`,
+        `Control plane on Postgres (fresh database ${db.name}, ${SECONDS}s per cell, ${ROUNDS} round(s), each with pgbench -N -j 2 -T ${PGBENCH_SECONDS} on the same database right before its cells; the median round is shown, with the range of ratios; targets at 16 clients: lease pairs ≥ 0.5x, allocate+commit ≥ 0.3x)`,
         ["operation", "clients", "pairs/s", "p50 ms", "p99 ms", "pgbench TPS", "pairs/s ÷ TPS", CPU_HEADER],
         rows,
       );

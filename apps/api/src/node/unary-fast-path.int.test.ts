@@ -83,12 +83,15 @@ function post(path: string, body: Uint8Array, headers: Record<string, string> = 
         port: url.port,
         method: "POST",
         path,
-        headers: {
-          "content-type": "application/proto",
-          "content-length": body.byteLength,
-          authorization: `Bearer ${TOKEN}`,
-          ...headers,
-        },
+        // An empty header value in `headers` removes that header (e.g. content-length, to send chunked).
+        headers: Object.fromEntries(
+          Object.entries({
+            "content-type": "application/proto",
+            "content-length": String(body.byteLength),
+            authorization: `Bearer ${TOKEN}`,
+            ...headers,
+          }).filter(([k, v]) => v !== "" || k === "authorization"),
+        ),
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -205,6 +208,21 @@ describe("unary fast path (binary Connect)", () => {
     expect(text).toMatch(
       /pm_api_requests_total\{service="payload\.manager\.services\.v1\.PayloadDataService",method="AcquireReadLease",code="NOT_FOUND",transport="connect"\} [1-9]/,
     );
+  });
+
+  it("reads chunked bodies (no content-length) the same way, refusing them past the limit", async () => {
+    const chunked = { "content-length": "", "transfer-encoding": "chunked" };
+    const ok = await bothWays(
+      path(PayloadAdminService, "Stats"),
+      toBinary(StatsRequestSchema, create(StatsRequestSchema, {})),
+      chunked,
+    );
+    expect(ok.status).toBe(200);
+    const big = await bothWays(path(PayloadAdminService, "Stats"), new Uint8Array(5000), chunked);
+    expect(errorOf(big)).toMatchObject({
+      code: "resource_exhausted",
+      message: "message size is larger than configured readMaxBytes 4096",
+    });
   });
 
   it("leaves JSON, oversized bodies and unknown methods to the adapter and the app", async () => {

@@ -36,13 +36,13 @@ const NEVER_ABORTED = new AbortController().signal;
 
 /**
  * The common case of the Connect protocol served without the generic adapter: a unary call with
- * a binary body of known length (`application/proto`, `content-length`), no compression, no
+ * a binary body (`application/proto`, with a `content-length` or chunked), no compression, no
  * deadline header. The Node Connect adapter spends most of a small call on machinery this case
  * does not need (abort controllers and their DOMExceptions, async iterables, header objects);
  * here the body is read, decoded, given to the same service implementation, and the answer or
  * the error written in the same bytes the adapter writes, with the same authentication, error
  * mapping and metrics as the interceptor (rpc/router.ts). Everything else — JSON, gRPC-Web,
- * streams, compression, deadlines, bodies without a length or over the limit — returns false
+ * streams, compression, deadlines, a declared length over the limit — returns false
  * and goes to the adapter. tests/e2e/unary-fast-path.e2e.test.ts holds the two paths to the
  * same answers.
  */
@@ -67,22 +67,28 @@ export function unaryFastPath(deps: RpcDeps, maxBodyBytes: number) {
     const h = req.headers;
     if (req.method !== "POST" || h["content-type"] !== "application/proto") return false;
     if (h["content-encoding"] || h["connect-content-encoding"] || h["connect-timeout-ms"]) return false;
-    const length = Number(h["content-length"]);
-    if (!Number.isSafeInteger(length) || length > maxBodyBytes) return false;
+    // A known length over the limit is the adapter's to refuse (its message names the size).
+    const length = h["content-length"] === undefined ? undefined : Number(h["content-length"]);
+    if (length !== undefined && (!Number.isSafeInteger(length) || length > maxBodyBytes)) return false;
     const entry = table.get(req.url ?? "");
     if (!entry) return false;
     void handle(entry, req, res, length);
     return true;
   };
 
-  async function handle(entry: UnaryEntry, req: Request, res: Response, length: number): Promise<void> {
+  async function handle(
+    entry: UnaryEntry,
+    req: Request,
+    res: Response,
+    length: number | undefined,
+  ): Promise<void> {
     const started = performance.now();
     const h = req.headers;
     const requestId = (h["x-request-id"] as string | undefined) || deps.newRequestId();
     let code = "OK";
     try {
       const namespace = authenticate(deps.auth, entry.service.typeName, (h.authorization as string) ?? null);
-      const body = await readBody(req, length);
+      const body = await readBody(req, length, maxBodyBytes);
       let input: unknown;
       try {
         input = fromBinary(entry.method.input, body);
@@ -122,18 +128,35 @@ export function unaryFastPath(deps: RpcDeps, maxBodyBytes: number) {
   }
 }
 
-/** The body of `length` bytes; a shorter or longer one (a broken client) fails the call. */
-function readBody(req: Request, length: number): Promise<Uint8Array> {
+/**
+ * The body: `length` bytes when the client said how many (a shorter one, from a broken client,
+ * fails the call), else chunks up to `maxBytes`, refused past that as the adapter refuses them.
+ */
+function readBody(req: Request, length: number | undefined, maxBytes: number): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let got = 0;
-    req.on("data", (c: Buffer) => {
+    const onData = (c: Buffer) => {
       got += c.byteLength;
+      if (length === undefined && got > maxBytes) {
+        req.off("data", onData);
+        req.resume();
+        reject(
+          new ConnectError(
+            `message size is larger than configured readMaxBytes ${maxBytes}`,
+            Code.ResourceExhausted,
+          ),
+        );
+        return;
+      }
       chunks.push(c);
-    });
+    };
+    req.on("data", onData);
     req.on("end", () => {
-      if (got !== length) {
-        reject(new ConnectError(`body of ${got} bytes, content-length says ${length}`, Code.InvalidArgument));
+      if (length !== undefined && got !== length) {
+        reject(
+          new ConnectError(`protocol error: promised ${length} bytes, received ${got}`, Code.InvalidArgument),
+        );
       } else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
     });
     req.on("error", reject);
