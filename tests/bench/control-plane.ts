@@ -19,6 +19,11 @@ import { createNodePayloadClient } from "@pm/client/node";
 import {
   AcquireReadLeaseRequestSchema,
   AcquireReadLeaseResponseSchema,
+  AllocatePayloadRequestSchema,
+  AllocatePayloadResponseSchema,
+  CommitPayloadRequestSchema,
+  CommitPayloadResponseSchema,
+  PayloadCatalogService,
   PayloadDataService,
   ReleaseLeaseRequestSchema,
   Tier,
@@ -271,15 +276,28 @@ async function measurePairs(
   }
   let next = 0;
   const created: { value: Uint8Array }[] = [];
+  // Both pairs are driven by the lean Connect client (see lib/lean-connect.ts): the server does
+  // the same work, and the two shared CPUs go to it rather than to the load generator. One cell
+  // repeats the spread lease pairs through the SDK's Node client for comparison.
+  const unary = leanConnect(cp.url);
+  const allocate = unary(
+    PayloadCatalogService,
+    "AllocatePayload",
+    AllocatePayloadRequestSchema,
+    AllocatePayloadResponseSchema,
+  );
+  const commit = unary(
+    PayloadCatalogService,
+    "CommitPayload",
+    CommitPayloadRequestSchema,
+    CommitPayloadResponseSchema,
+  );
+  const allocateBody = allocate.encode({ sizeBytes: 4096n, preferredTier: Tier.RAM });
   const allocCommit = async () => {
-    const a = await client.catalog.allocatePayload({ sizeBytes: 4096n, preferredTier: Tier.RAM });
-    await client.catalog.commitPayload({ id: a.payloadDescriptor!.payloadId });
+    const a = await allocate.call(allocateBody);
+    await commit.call(commit.encode({ id: a.payloadDescriptor!.payloadId }));
     created.push(a.payloadDescriptor!.payloadId!);
   };
-  // Lease pairs are driven by the lean Connect client (see lib/lean-connect.ts): the server does
-  // the same work, and the two shared CPUs go to it rather than to the load generator. One cell
-  // repeats the spread pairs through the SDK's Node client for comparison.
-  const unary = leanConnect(cp.url);
   const acquire = unary(
     PayloadDataService,
     "AcquireReadLease",

@@ -178,6 +178,21 @@ export class SqlCatalogTx implements CatalogTx {
     if (changed === 0) throw new Error(`update of missing payload ${p.id}`);
   }
 
+  async updatePayloadIf(
+    p: Payload,
+    expected: Pick<Payload, "version" | "state" | "updatedAt">,
+  ): Promise<boolean> {
+    const [id, ...rest] = payloadValues(p, this.dialect.bind);
+    const changed = await this.db.run(`${PAYLOAD_UPDATE} AND version = ? AND state = ? AND updated_at = ?`, [
+      ...rest,
+      id,
+      expected.version,
+      expected.state,
+      expected.updatedAt,
+    ]);
+    return changed === 1;
+  }
+
   async deletePayload(id: PayloadId): Promise<void> {
     // Leases, pins, metadata, events and lineage edges go with it (ON DELETE CASCADE).
     await this.db.run("DELETE FROM payloads WHERE id = ?", [id]);

@@ -274,6 +274,26 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
         expect(await tx((t) => t.getPayload(id(1)))).toStrictEqual(after);
       });
 
+      it("compare-and-sets a payload on version, state and updatedAt", async () => {
+        await seed(payload(1, { version: 2, updatedAt: NOW + 10 }));
+        const expected = { version: 2, state: "ACTIVE" as const, updatedAt: NOW + 10 };
+        const next = payload(1, { version: 3, state: "DURABLE", updatedAt: NOW + 20 });
+        for (const stale of [
+          { ...expected, version: 1 },
+          { ...expected, state: "ALLOCATED" as const },
+          { ...expected, updatedAt: NOW + 11 },
+        ]) {
+          expect(await tx((t) => t.updatePayloadIf(next, stale))).toBe(false);
+        }
+        expect(await tx((t) => t.getPayload(id(1)))).toStrictEqual(
+          payload(1, { version: 2, updatedAt: NOW + 10 }),
+        );
+        expect(await tx((t) => t.updatePayloadIf(next, expected))).toBe(true);
+        expect(await tx((t) => t.getPayload(id(1)))).toStrictEqual(next);
+        expect(await tx((t) => t.updatePayloadIf(next, expected))).toBe(false);
+        expect(await tx((t) => t.updatePayloadIf(payload(2), expected))).toBe(false);
+      });
+
       it("refuses to update a payload that does not exist", async () => {
         await expect(tx((t) => t.updatePayload(payload(1)))).rejects.toThrow();
         expect(await tx((t) => t.getPayload(id(1)))).toBeUndefined();

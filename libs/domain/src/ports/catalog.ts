@@ -89,6 +89,12 @@ export interface CatalogTx {
   lockPayload(id: PayloadId): Promise<Payload | undefined>;
   insertPayload(p: Payload): Promise<void>;
   updatePayload(p: Payload): Promise<void>;
+  /**
+   * Writes `p` only if the row still has `expected`'s version, state and updatedAt (every state
+   * or placement change moves at least one of them); returns whether it did. A compare-and-set
+   * that needs no lock held across round trips: read, decide, write in one statement.
+   */
+  updatePayloadIf(p: Payload, expected: Pick<Payload, "version" | "state" | "updatedAt">): Promise<boolean>;
   /** Removes the row and everything hanging off it: leases, pins, metadata, events, lineage. */
   deletePayload(id: PayloadId): Promise<void>;
   listPayloads(q: ListPayloadsQuery): Promise<{ items: PayloadListItem[]; total: number }>;

@@ -142,6 +142,19 @@ class MemoryTx implements CatalogTx {
     if (!this.s.payloads.has(p.id)) throw new Error(`update of missing payload ${p.id}`);
     this.s.payloads.set(p.id, p);
   }
+  async updatePayloadIf(p: Payload, expected: Pick<Payload, "version" | "state" | "updatedAt">) {
+    const now = this.s.payloads.get(p.id);
+    if (
+      !now ||
+      now.version !== expected.version ||
+      now.state !== expected.state ||
+      now.updatedAt !== expected.updatedAt
+    ) {
+      return false;
+    }
+    this.s.payloads.set(p.id, p);
+    return true;
+  }
   async deletePayload(id: PayloadId) {
     this.s.payloads.delete(id);
     this.s.pins.delete(id);

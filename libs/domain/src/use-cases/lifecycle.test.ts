@@ -198,6 +198,25 @@ describe("commitPayload", () => {
     expect(await peek(h, p.id)).toEqual(view.payload);
   });
 
+  it("re-reads and refuses when a delete lands between its read and its write", async () => {
+    const h = harness();
+    const p = await allocated(h, "RAM");
+    // Run a delete right after the commit's read: the compare-and-set then finds the row changed.
+    const original = h.catalog.autocommit.bind(h.catalog);
+    let reads = 0;
+    h.catalog.autocommit = async (fn) => {
+      const n = ++reads;
+      const out = await original(fn);
+      if (n === 1) await deletePayload(h.deps, h.ctx, { id: p.id, force: false });
+      return out;
+    };
+    await domainError(
+      () => commitPayload(h.deps, h.ctx, { id: p.id, sizeBytes: 0, checksum: "" }),
+      "PAYLOAD_NOT_FOUND",
+    );
+    expect(reads).toBe(3); // read, lost compare-and-set, read again
+  });
+
   it("refuses a second commit with INVALID_TRANSITION", async () => {
     const h = harness();
     const p = await committed(h);

@@ -94,30 +94,39 @@ export async function commitPayload(
   req: CommitRequest,
 ): Promise<DescriptorView> {
   validateChecksum(req.checksum);
-  const before = await deps.catalog.autocommit((tx) => requirePayload(tx, ctx, req.id, false));
-  if (req.sizeBytes !== 0 && req.sizeBytes !== before.sizeBytes) {
-    throw invalidArgument(
-      `size_bytes ${req.sizeBytes} does not match the allocated size ${before.sizeBytes}; allocate a payload of the size you wrote`,
-      { field: "size_bytes" },
-    );
-  }
-  if (before.state === "ALLOCATED" && before.placement.location.kind === "object") {
-    await verifyObject(deps, before);
-  }
-  const committed = await deps.catalog.transaction(async (tx) => {
-    const p = await requirePayload(tx, ctx, req.id, true);
+  // Read, decide, then write only if nothing changed the row meanwhile (compare-and-set): two
+  // statements and no lock held between them. A payload changed under us is read again, and
+  // then usually refused (deleted, reaped, expired or moved meanwhile).
+  for (let attempt = 1; ; attempt++) {
+    const before = await deps.catalog.autocommit((tx) => requirePayload(tx, ctx, req.id, false));
+    if (req.sizeBytes !== 0 && req.sizeBytes !== before.sizeBytes) {
+      throw invalidArgument(
+        `size_bytes ${req.sizeBytes} does not match the allocated size ${before.sizeBytes}; allocate a payload of the size you wrote`,
+        { field: "size_bytes" },
+      );
+    }
     // Only an ALLOCATED payload commits. SPILLING → ACTIVE/DURABLE is a legal transition (a move
     // settling), so the state machine alone would let a late commit "settle" a payload mid-move.
-    requireState(p, "ALLOCATED", "commit");
+    requireState(before, "ALLOCATED", "commit");
+    if (before.placement.location.kind === "object") await verifyObject(deps, before);
     const next: Payload = {
-      ...transition(p, settledState(p), deps.clock.now(), "commit"),
+      ...transition(before, settledState(before), deps.clock.now(), "commit"),
       checksum: req.checksum || undefined,
     };
-    await tx.updatePayload(next);
-    return next;
-  });
-  return describe(deps, committed, undefined);
+    if (await deps.catalog.autocommit((tx) => tx.updatePayloadIf(next, before))) {
+      return describe(deps, next, undefined);
+    }
+    if (attempt === COMMIT_ATTEMPTS) {
+      throw new DomainError(
+        "UNAVAILABLE",
+        `payload ${req.id} kept changing while it was being committed (${attempt} attempts); retry the commit`,
+        { payloadId: req.id },
+      );
+    }
+  }
 }
+
+const COMMIT_ATTEMPTS = 5;
 
 async function verifyObject(deps: UseCaseDeps, p: Payload): Promise<void> {
   if (!deps.presigner) {
