@@ -1,5 +1,5 @@
 import { Code, ConnectError, createRouterTransport } from "@connectrpc/connect";
-import { type AgentRecord, asPayloadId, uuidFromBytes } from "@pm/domain";
+import { type AgentRecord, asPayloadId, DomainError, uuidFromBytes } from "@pm/domain";
 import { FakeClock, MemoryCatalog } from "@pm/domain/testing";
 import { TierAgentService } from "@pm/rpc";
 import { describe, expect, it } from "vitest";
@@ -59,17 +59,20 @@ async function setup(
   const clock = new FakeClock();
   const catalog = new MemoryCatalog();
   let listReads = 0;
+  const catalogState = { down: false };
   // Counts agent-list reads, whichever way the allocator runs them.
   const counted =
     (run: MemoryCatalog["transaction"]) =>
-    <T>(fn: Parameters<MemoryCatalog["transaction"]>[0]) =>
-      run((tx) => {
+    <T>(fn: Parameters<MemoryCatalog["transaction"]>[0]) => {
+      if (catalogState.down) return Promise.reject(new DomainError("UNAVAILABLE", "the catalog is down"));
+      return run((tx) => {
         const listAgents = () => {
           listReads++;
           return tx.listAgents();
         };
         return fn(Object.assign(Object.create(tx), { listAgents }));
       }) as Promise<T>;
+    };
   const counting = Object.assign(Object.create(catalog) as MemoryCatalog, {
     transaction: counted((fn) => catalog.transaction(fn)),
     autocommit: counted((fn) => catalog.autocommit(fn)),
@@ -90,7 +93,7 @@ async function setup(
       return fakeAgent(id, behaviours.get(id)!, calls);
     },
   });
-  return { alloc, calls, behaviours, catalog, clock, listReads: () => listReads };
+  return { alloc, calls, behaviours, catalog, clock, catalogState, listReads: () => listReads };
 }
 
 const req = (size: number, preferredHost?: string) => ({
@@ -142,6 +145,19 @@ describe("AgentRegionAllocator", () => {
     expect(await s.alloc.allocate(req(100))).toMatchObject({ agentId: "b" });
     expect(s.listReads()).toBe(2);
     expect(s.calls).toEqual(["a:create", "a:create", "a:create", "a:create", "b:create"]);
+  });
+
+  it("frees a region through the last agent list it read while the catalog is unreachable", async () => {
+    const s = await setup([{ id: "a", free: 900, behaviour: "ok" }]);
+    const p = await s.alloc.allocate(req(100));
+    s.catalogState.down = true;
+    await s.alloc.free(req(100).payloadId, p);
+    expect(s.calls).toEqual(["a:create", "a:free"]);
+    // An agent it never saw cannot be found without the catalog: the catalog's error stands.
+    await expect(s.alloc.free(req(100).payloadId, { ...p, agentId: "unknown" })).rejects.toMatchObject({
+      code: "UNAVAILABLE",
+      message: "the catalog is down",
+    });
   });
 
   it("without a cache, reads the agent list for every allocation", async () => {

@@ -132,7 +132,17 @@ export class AgentRegionAllocator implements RegionAllocator {
   }
 
   private async ownerOf(placement: Placement): Promise<AgentRecord> {
-    const agent = await this.opts.catalog.autocommit((tx) => tx.getAgent(placement.agentId));
+    let agent: AgentRecord | undefined;
+    try {
+      agent = await this.opts.catalog.autocommit((tx) => tx.getAgent(placement.agentId));
+    } catch (e) {
+      // The catalog is unreachable (the very fault that fails an allocation's insert): the agent
+      // list this process read last still says where the agent listens, so the region of that
+      // failed allocation can be freed now rather than at the agent's next reconciliation.
+      const known = this.cached?.agents.find((a) => a.agentId === placement.agentId);
+      if (!known || !(e instanceof DomainError && e.code === "UNAVAILABLE")) throw e;
+      agent = known;
+    }
     if (!agent) {
       throw new DomainError(
         "UNAVAILABLE",
