@@ -2,6 +2,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createPayloadClient, idBytes } from "@pm/client";
+import { createNodePayloadClient } from "@pm/client/node";
 import { Tier } from "@pm/rpc";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningSystem, removeDataDir, runNode, startSystem } from "../support/system.ts";
@@ -64,7 +65,7 @@ describe("two processes exchange 64 MiB through descriptors (real API, agent, pr
   }
 
   it("RAM capacity exhaustion is RESOURCE_EXHAUSTED and leaves no segment behind", async () => {
-    const client = createPayloadClient({ baseUrl: sys.url });
+    const client = createNodePayloadClient({ baseUrl: sys.url });
     const first = await client.catalog.allocatePayload({
       sizeBytes: BigInt(100 * MIB),
       preferredTier: Tier.RAM,
