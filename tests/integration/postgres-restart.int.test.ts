@@ -212,11 +212,18 @@ describe.skipIf(unsupported !== undefined)(
       await client.catalog.commitPayload({ id: idBytes(id) });
 
       // Slow calls on a payload whose row another session holds locked, released after holdMs.
-      const whileLocked = async (holdMs: number, calls: (out: Outcome[]) => Promise<unknown>[]) => {
+      const rowLock = async (c: pg.Client) => {
+        await c.query("SELECT 1 FROM payloads WHERE id = $1 FOR UPDATE", [id]);
+      };
+      const whileLocked = async (
+        holdMs: number,
+        calls: (out: Outcome[]) => Promise<unknown>[],
+        lock: (c: pg.Client) => Promise<void> = rowLock,
+      ) => {
         const locker = new pg.Client({ connectionString: url });
         await locker.connect();
         await locker.query("BEGIN");
-        await locker.query("SELECT 1 FROM payloads WHERE id = $1 FOR UPDATE", [id]);
+        await lock(locker);
         const out: Outcome[] = [];
         const running = calls(out);
         await new Promise((r) => setTimeout(r, holdMs));
@@ -237,13 +244,14 @@ describe.skipIf(unsupported !== undefined)(
         }
       };
 
-      // Held briefly: 50 leases queue (coalesced by group commit) and then all succeed.
+      // Held briefly: 50 leases of the locked payload leave their batch (a locked row is skipped,
+      // not waited for), queue for the two connections to wait for the lock alone, and succeed.
       const queued = await whileLocked(500, (out) => Array.from({ length: 50 }, () => acquire(out)));
       expect(queued.map((o) => o.code)).toEqual(Array(50).fill("OK"));
 
-      // Held past the connect timeout, per-call transactions (RenewLease locks the row): the two
-      // pooled connections wait on the lock, the calls stuck waiting for a connection get
-      // UNAVAILABLE with a message that says what happened and what to do.
+      // Held past the connect timeout: the two pooled connections wait on the lock, the calls
+      // stuck waiting for a connection get UNAVAILABLE with a message that says what happened and
+      // what to do — for per-call transactions (RenewLease) and for leases of the locked payload.
       const held = await client.data.acquireReadLease({ id: idBytes(id), minLeaseDurationMs: 60_000n });
       const renewals = await whileLocked(3_000, (out) =>
         Array.from({ length: 50 }, () =>
@@ -253,19 +261,26 @@ describe.skipIf(unsupported !== undefined)(
         ),
       );
       expectStarved(renewals, /no connection to the Postgres catalog .* became available within 1500 ms/);
+      const lockedLeases = await whileLocked(3_000, (out) => Array.from({ length: 50 }, () => acquire(out)));
+      expectStarved(lockedLeases, /no connection to the Postgres catalog .* became available within 1500 ms/);
 
-      // Group commit likewise: one lease batch per lane waits on the lock (two lanes, one
-      // connection each); the calls queued behind them give up after the same 1500 ms.
-      const leases = await whileLocked(3_000, (out) => {
-        const first = [acquire(out)];
-        return [
-          ...first,
+      // Group commit lanes: a statement stuck on a table lock (which SKIP LOCKED does not skip)
+      // holds its lane; with both lanes stuck, the calls queued behind them give up after the
+      // same 1500 ms, with their own message.
+      const tableLock = async (c: pg.Client) => {
+        await c.query("LOCK TABLE leases IN SHARE ROW EXCLUSIVE MODE");
+      };
+      const leases = await whileLocked(
+        3_000,
+        (out) => [
+          acquire(out),
           new Promise<void>((r) => setTimeout(r, 50)).then(() => acquire(out)),
           new Promise<void>((r) => setTimeout(r, 100)).then(() =>
             Promise.all(Array.from({ length: 10 }, () => acquire(out))).then(() => undefined),
           ),
-        ];
-      });
+        ],
+        tableLock,
+      );
       expect(leases.filter((o) => o.code === "OK")).toHaveLength(2);
       expectStarved(leases, /within 1500 ms \(lease calls waited \d+ ms for a group-commit lane\)/);
       expect(sys.proc.exitCode).toBeNull();

@@ -143,8 +143,14 @@ describe("AgentRegionAllocator", () => {
     s.behaviours.set("b", { current: "ok" });
     await s.catalog.transaction((tx) => tx.upsertAgent(agentRecord(s.clock, { id: "b", free: 500 })));
     expect(await s.alloc.allocate(req(100))).toMatchObject({ agentId: "b" });
+    // The fresh list does not ask the agent that just said it was full again.
+    expect(s.calls).toEqual(["a:create", "a:create", "a:create", "b:create"]);
     expect(s.listReads()).toBe(2);
-    expect(s.calls).toEqual(["a:create", "a:create", "a:create", "a:create", "b:create"]);
+    // With nobody new to ask, the cached list's failure stands after one fresh read.
+    s.behaviours.get("b")!.current = "full";
+    await expect(s.alloc.allocate(req(100))).rejects.toMatchObject({ code: "TIER_FULL" });
+    expect(s.calls.slice(4)).toEqual(["a:create", "b:create"]);
+    expect(s.listReads()).toBe(3);
   });
 
   it("frees a region through the last agent list it read while the catalog is unreachable", async () => {

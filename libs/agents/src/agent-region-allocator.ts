@@ -70,17 +70,30 @@ export class AgentRegionAllocator implements RegionAllocator {
 
   async allocate(req: AllocateRegionRequest): Promise<Placement> {
     const cache = this.cached;
+    // Agents asked already (and full or unreachable): a fresh list does not ask them again.
+    const asked = new Set<string>();
+    let stale: DomainError | undefined;
     if (cache && performance.now() - cache.at < (this.opts.agentsCacheMs ?? 0)) {
       try {
-        return await this.allocateAmong(cache.agents, req);
+        return await this.allocateAmong(cache.agents, req, asked, undefined);
       } catch (e) {
         if (!(e instanceof DomainError) || !STALE_LIST_CODES.has(e.code)) throw e;
+        stale = e;
       }
     }
-    return this.allocateAmong(await this.agents(), req);
+    return this.allocateAmong(await this.agents(), req, asked, stale);
   }
 
-  private async allocateAmong(all: readonly AgentRecord[], req: AllocateRegionRequest): Promise<Placement> {
+  /**
+   * Places on `all`, skipping (and adding to) `asked`; when every candidate was asked already,
+   * the earlier failure `previous` stands.
+   */
+  private async allocateAmong(
+    all: readonly AgentRecord[],
+    req: AllocateRegionRequest,
+    asked: Set<string>,
+    previous: DomainError | undefined,
+  ): Promise<Placement> {
     if (!all.some((a) => a.tiers.some((t) => t.tier === req.tier))) {
       throw new DomainError(
         "TIER_UNAVAILABLE",
@@ -97,10 +110,14 @@ export class AgentRegionAllocator implements RegionAllocator {
     if (!decision.ok && decision.reason === "NO_AGENT") throw new DomainError("NO_AGENT", decision.message);
     // Usage comes from heartbeats and lags behind frees; when no agent *reports* room, the live
     // agents with the tier are still asked (most free first): the agent enforces capacity itself.
-    const candidates = decision.ok ? decision.agents : this.liveWithTier(all, req.tier);
+    const candidates = (decision.ok ? decision.agents : this.liveWithTier(all, req.tier)).filter(
+      (a) => !asked.has(a.agentId),
+    );
+    if (previous && candidates.length === 0) throw previous;
     const failures: string[] = [];
     let full = 0;
     for (const agent of candidates) {
+      asked.add(agent.agentId);
       try {
         const region = await this.clientFor(agent.endpoint).createRegion(
           {

@@ -34,6 +34,7 @@ import { listen, type RunningServers } from "./servers.ts";
 const TOKEN = "token-a";
 let servers: RunningServers;
 let metrics: PromMetrics;
+const errorLogs: string[] = [];
 
 beforeAll(async () => {
   const catalog = new MemoryCatalog();
@@ -49,7 +50,7 @@ beforeAll(async () => {
   metrics = new PromMetrics(false);
   const deps = {
     useCases,
-    log: consoleLogger("silent"),
+    log: { ...consoleLogger("silent"), error: (_: object, msg?: string) => void errorLogs.push(msg ?? "") },
     metrics,
     auth: { tokens: { [TOKEN]: "ns-a" }, agentToken: "" },
     heartbeatIntervalMs: 1000,
@@ -201,6 +202,45 @@ describe("unary fast path (binary Connect)", () => {
     expect(errorOf(missing).message).toMatch(/missing bearer token/);
     const wrong = await bothWays(path(PayloadAdminService, "Stats"), body, { authorization: "Bearer nope" });
     expect(errorOf(wrong).message).toMatch(/unknown bearer token/);
+  });
+
+  it("reads and decodes the body before authenticating, as the adapter does", async () => {
+    const garbage = await bothWays(path(PayloadAdminService, "Stats"), Uint8Array.from([0x0a, 0xff]), {
+      authorization: "",
+    });
+    expect(errorOf(garbage)).toMatchObject({ code: "internal" });
+    const chunkedBig = await bothWays(path(PayloadAdminService, "Stats"), new Uint8Array(5000), {
+      authorization: "",
+      "content-length": "",
+      "transfer-encoding": "chunked",
+    });
+    expect(errorOf(chunkedBig).code).toBe("resource_exhausted");
+  });
+
+  it("drops a call whose client went away mid-body without logging or counting an error", async () => {
+    const url = new URL(servers.httpUrl);
+    const before = (await metrics.render()).body;
+    await new Promise<void>((resolve) => {
+      const req = request({
+        host: url.hostname,
+        port: url.port,
+        method: "POST",
+        path: path(PayloadDataService, "RenewLease"),
+        headers: {
+          "content-type": "application/proto",
+          "content-length": "100",
+          authorization: `Bearer ${TOKEN}`,
+        },
+      });
+      req.on("error", () => resolve());
+      req.write(new Uint8Array(10));
+      setTimeout(() => req.destroy(), 50);
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(errorLogs).toEqual([]);
+    const after = (await metrics.render()).body;
+    const renews = (text: string) => text.split("\n").filter((l) => l.includes('method="RenewLease"'));
+    expect(renews(after)).toEqual(renews(before));
   });
 
   it("records fast-path calls in the same request metrics, transport connect", async () => {

@@ -43,8 +43,7 @@ const NEVER_ABORTED = new AbortController().signal;
  * the error written in the same bytes the adapter writes, with the same authentication, error
  * mapping and metrics as the interceptor (rpc/router.ts). Everything else — JSON, gRPC-Web,
  * streams, compression, deadlines, a declared length over the limit — returns false
- * and goes to the adapter. tests/e2e/unary-fast-path.e2e.test.ts holds the two paths to the
- * same answers.
+ * and goes to the adapter. unary-fast-path.int.test.ts holds the two paths to the same answers.
  */
 export function unaryFastPath(deps: RpcDeps, maxBodyBytes: number) {
   const table = new Map<string, UnaryEntry>();
@@ -72,7 +71,11 @@ export function unaryFastPath(deps: RpcDeps, maxBodyBytes: number) {
     if (length !== undefined && (!Number.isSafeInteger(length) || length > maxBodyBytes)) return false;
     const entry = table.get(req.url ?? "");
     if (!entry) return false;
-    void handle(entry, req, res, length);
+    handle(entry, req, res, length).catch((e: unknown) => {
+      // Only a fault in writing the answer or in logging gets here: the call is lost either way.
+      deps.log.error({ err: e }, "unary fast path failed to answer; closing the connection");
+      res.destroy();
+    });
     return true;
   };
 
@@ -82,19 +85,28 @@ export function unaryFastPath(deps: RpcDeps, maxBodyBytes: number) {
     res: Response,
     length: number | undefined,
   ): Promise<void> {
+    // As in the adapter: the body is read and decoded before the call (and its interceptor:
+    // authentication, metrics, logs) begins; what fails here is answered but neither counted nor
+    // logged, and a client that went away mid-body gets nothing.
+    let input: unknown;
+    try {
+      const body = await readBody(req, length, maxBodyBytes);
+      try {
+        input = fromBinary(entry.method.input, body);
+      } catch (e) {
+        throw new ConnectError(`parse binary: ${e instanceof Error ? e.message : String(e)}`, Code.Internal);
+      }
+    } catch (e) {
+      if (e instanceof ConnectError) writeError(res, e);
+      else res.destroy();
+      return;
+    }
     const started = performance.now();
     const h = req.headers;
     const requestId = (h["x-request-id"] as string | undefined) || deps.newRequestId();
     let code = "OK";
     try {
       const namespace = authenticate(deps.auth, entry.service.typeName, (h.authorization as string) ?? null);
-      const body = await readBody(req, length, maxBodyBytes);
-      let input: unknown;
-      try {
-        input = fromBinary(entry.method.input, body);
-      } catch (e) {
-        throw new ConnectError(`parse binary: ${e instanceof Error ? e.message : String(e)}`, Code.Internal);
-      }
       const call = handlerContext(entry, req, namespace, requestId);
       const output = await entry.impl(input, call.ctx);
       const schema: DescMessage = entry.method.output;
@@ -111,20 +123,25 @@ export function unaryFastPath(deps: RpcDeps, maxBodyBytes: number) {
     } catch (e) {
       const err = toConnectError(e, deps.log, requestId);
       code = codeName(err.code);
-      const body = errorToJsonBytes(err, jsonOptions);
-      const headers: Record<string, string | number> = { "content-type": "application/json" };
-      err.metadata.forEach((value, key) => {
-        headers[key] = value;
-      });
-      headers["content-length"] = body.byteLength;
-      if (!res.headersSent) (res as http.ServerResponse).writeHead(codeToHttpStatus(err.code), headers);
-      res.end(body);
+      writeError(res, err);
     } finally {
       deps.metrics.observeRequest(
         { service: entry.service.typeName, method: entry.method.name, code, transport: "connect" },
         (performance.now() - started) / 1000,
       );
     }
+  }
+
+  /** A Connect unary error answer, as the adapter writes it. */
+  function writeError(res: Response, err: ConnectError): void {
+    const body = errorToJsonBytes(err, jsonOptions);
+    const headers: Record<string, string | number> = { "content-type": "application/json" };
+    err.metadata.forEach((value, key) => {
+      headers[key] = value;
+    });
+    headers["content-length"] = body.byteLength;
+    if (!res.headersSent) (res as http.ServerResponse).writeHead(codeToHttpStatus(err.code), headers);
+    res.end(body);
   }
 }
 

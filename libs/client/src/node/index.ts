@@ -1,4 +1,5 @@
-import { Agent } from "node:http";
+import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { authInterceptors, clientsOn, type PayloadClient, type PayloadClientOptions } from "../index.ts";
 
@@ -15,7 +16,8 @@ export function createNodePayloadClient(
   },
 ): PayloadClient {
   if (opts.transport) return clientsOn(opts.transport);
-  const agent = new Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? Number.POSITIVE_INFINITY });
+  const pool = { keepAlive: true, maxSockets: opts.maxSockets ?? Number.POSITIVE_INFINITY };
+  const agent = opts.baseUrl.startsWith("https:") ? new HttpsAgent(pool) : new HttpAgent(pool);
   return clientsOn(
     createConnectTransport({
       baseUrl: opts.baseUrl,

@@ -126,6 +126,19 @@ describe("GroupCommit", () => {
     expect(r.batches).toEqual([[1], [4]]);
   });
 
+  it("settles every call even when the batch-size hook throws", async () => {
+    const gc = new GroupCommit<number, number>({
+      run: async (b) => b.map((n) => n + 1),
+      lanes: 1,
+      maxBatch: 10,
+      isolate: () => true,
+      onBatch: () => {
+        throw new Error("metrics down");
+      },
+    });
+    expect(await Promise.all([1, 2].map((n) => gc.submit(n)))).toEqual([2, 3]);
+  });
+
   it("rejects nonsense shapes", () => {
     const run = async (b: readonly number[]) => b;
     expect(() => new GroupCommit({ run, lanes: 0, maxBatch: 1, isolate: () => true })).toThrow(/lanes/);

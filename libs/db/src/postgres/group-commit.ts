@@ -83,6 +83,15 @@ export class GroupCommit<Req, Res> {
     });
   }
 
+  /** Reports a batch size; a failing metrics hook must not leave the batch's calls hanging. */
+  private observe(size: number): void {
+    try {
+      this.o.onBatch?.(size);
+    } catch {
+      // metrics are best effort
+    }
+  }
+
   /** Fails the calls queued longer than maxWaitMs, then waits for the next oldest. */
   private armTimer(): void {
     const maxWait = this.o.maxWaitMs;
@@ -105,7 +114,7 @@ export class GroupCommit<Req, Res> {
   }
 
   private async runBatch(batch: readonly Waiter<Req, Res>[]): Promise<void> {
-    this.o.onBatch?.(batch.length);
+    this.observe(batch.length);
     try {
       const results = await this.o.run(batch.map((w) => w.req));
       if (results.length !== batch.length) {
@@ -120,7 +129,7 @@ export class GroupCommit<Req, Res> {
         return;
       }
       for (const w of batch) {
-        this.o.onBatch?.(1);
+        this.observe(1);
         try {
           const [res] = await this.o.run([w.req]);
           w.resolve(res as Res);

@@ -11,16 +11,19 @@ import { num, PAYLOAD_COLUMNS, payloadFrom, type Row } from "../sql/rows.ts";
 
 /**
  * AcquireReadLease and ReleaseLease for a whole batch of calls as one statement (group commit,
- * see group-commit.ts). Requests travel as parallel arrays through unnest(); the answer
- * has one row per request, in request order, so each call gets its own outcome.
+ * see group-commit.ts). Requests travel as parallel arrays through unnest(); the answer has one
+ * row per request, in request order, so each call gets its own outcome.
  *
- * Locking. Every change of a payload's state or placement first takes the row FOR UPDATE
- * (CatalogTx.lockPayload; DELETE takes it implicitly). A grant takes FOR KEY SHARE, which
- * conflicts with exactly that: it waits for a delete, commit or move in flight and then decides
- * on the row as that transaction left it, while grants never wait on each other, not even on one
- * hot payload. The last-access bump is an UPDATE of rows nobody else is bumping right now (SKIP
- * LOCKED: when another batch is bumping the same row, that bump serves both); so two batches
- * never wait on each other crosswise.
+ * Locking. Deletes, moves, expiry and reaping take a payload row FOR UPDATE (lockPayload, or
+ * DELETE itself); CommitPayload's compare-and-set is a plain UPDATE of an ALLOCATED row, which no
+ * grant can use anyway. A grant takes FOR KEY SHARE, which conflicts with FOR UPDATE and with
+ * nothing a grant or a release does, so grants never wait on each other, not even on one hot
+ * payload. A row some transaction holds FOR UPDATE right now is SKIPPED, not waited for: its
+ * call comes back BUSY and runs on its own as a transaction that waits for the lock (and then
+ * decides on the row as that transaction left it), so one long lock holder cannot stall every
+ * lease call of the replica. Releases likewise skip a lease row that a delete or move is revoking.
+ * The last-access bump only moves forward and skips rows another batch is bumping (SKIP LOCKED:
+ * that bump serves both), so two batches never wait on each other crosswise.
  */
 
 const PAYLOAD_SELECT = PAYLOAD_COLUMNS.map((c) => `p.${c}`).join(", ");
@@ -30,7 +33,21 @@ export type LeaseOp =
   | { readonly kind: "grant"; readonly req: LeaseGrantRequest }
   | { readonly kind: "release"; readonly leaseId: LeaseId; readonly namespace: string };
 
-export type LeaseOpResult = LeaseGrantResult | LeaseReleaseResult | undefined;
+/** The call met a row another transaction holds locked: run it on its own, waiting for the lock. */
+export const BUSY = Symbol("busy");
+
+/** A lease was released, but its payload's row was locked: read the payload's state afresh. */
+export interface ReleasedStateUnknown {
+  readonly payloadId: PayloadId;
+  readonly stateUnknown: true;
+}
+
+export type LeaseOpResult =
+  | LeaseGrantResult
+  | LeaseReleaseResult
+  | ReleasedStateUnknown
+  | undefined
+  | typeof BUSY;
 
 /**
  * Grants: $1 lease ids, $2 payload ids, $3 namespaces, $4 now, $5 expires_at, $6 states, $7 tiers,
@@ -43,8 +60,11 @@ WITH req AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::bigint[])
     WITH ORDINALITY AS r (lease_id, payload_id, namespace, now, expires_at, states, tiers, touch_before, ord)
 ),
+seen AS (
+  SELECT id FROM payloads WHERE id = ANY($2::text[])
+),
 locked AS (
-  SELECT * FROM payloads WHERE id = ANY($2::text[]) ORDER BY id FOR KEY SHARE
+  SELECT * FROM payloads WHERE id = ANY($2::text[]) ORDER BY id FOR KEY SHARE SKIP LOCKED
 ),
 granted AS (
   INSERT INTO leases (id, payload_id, namespace, version, created_at, expires_at, revoked)
@@ -61,28 +81,46 @@ stale AS (
 ),
 touched AS (
   UPDATE payloads t SET last_access_at = s.now FROM stale s
-  WHERE t.id = s.id
+  WHERE t.id = s.id AND t.last_access_at < s.now
     AND t.id IN (SELECT id FROM payloads WHERE id IN (SELECT id FROM stale) FOR NO KEY UPDATE SKIP LOCKED)
   RETURNING t.id, t.last_access_at
 ),
 rel AS (
   SELECT * FROM unnest($9::text[], $10::text[]) WITH ORDINALITY AS q (lease_id, namespace, ord)
 ),
+rel_seen AS (
+  SELECT l.id FROM leases l JOIN rel q ON l.id = q.lease_id AND l.namespace = q.namespace
+),
+rel_locked AS (
+  SELECT l.id FROM leases l JOIN rel q ON l.id = q.lease_id AND l.namespace = q.namespace
+  FOR UPDATE OF l SKIP LOCKED
+),
 released AS (
-  DELETE FROM leases l USING rel q WHERE l.id = q.lease_id AND l.namespace = q.namespace
+  DELETE FROM leases l USING rel_locked k WHERE l.id = k.id
   RETURNING l.id, l.payload_id
 )
-SELECT 0 AS kind, r.ord, g.version AS lease_version, tt.last_access_at AS touched_at,
+SELECT 0 AS kind, r.ord,
+       NOT EXISTS (SELECT 1 FROM locked k WHERE k.id = r.payload_id)
+         AND EXISTS (SELECT 1 FROM seen s WHERE s.id = r.payload_id) AS busy,
+       false AS state_unknown,
+       g.version AS lease_version, tt.last_access_at AS touched_at,
        NULL::text COLLATE "C" AS released_payload_id, ${PAYLOAD_SELECT}
 FROM req r
 LEFT JOIN locked p ON p.id = r.payload_id AND p.namespace = r.namespace
 LEFT JOIN granted g ON g.id = r.lease_id
 LEFT JOIN touched tt ON tt.id = r.payload_id
 UNION ALL
-SELECT 1, q.ord, NULL::bigint, NULL::bigint, d.payload_id, ${PAYLOAD_SELECT}
+SELECT 1, q.ord,
+       d.id IS NULL AND EXISTS (SELECT 1 FROM rel_seen s WHERE s.id = q.lease_id),
+       d.id IS NOT NULL AND p.id IS NULL,
+       NULL::bigint, NULL::bigint, d.payload_id, ${PAYLOAD_SELECT}
 FROM rel q
 LEFT JOIN released d ON d.id = q.lease_id
-LEFT JOIN payloads p ON p.id = d.payload_id
+-- The payload as it is now (a locking read sees the newest committed row, not the statement's
+-- snapshot), unless a transaction holds it: then the caller reads it again.
+LEFT JOIN LATERAL (
+  SELECT * FROM payloads WHERE id = d.payload_id FOR KEY SHARE SKIP LOCKED
+) p ON true
 ORDER BY kind, ord`;
 
 export function leaseBatchParams(ops: readonly LeaseOp[]): unknown[] {
@@ -119,8 +157,9 @@ function checkOrder(row: Row | undefined, ord: number, what: string): Row {
   return row;
 }
 
-function grantResult(req: LeaseGrantRequest, at: Row | undefined, ord: number): LeaseGrantResult {
+function grantResult(req: LeaseGrantRequest, at: Row | undefined, ord: number): LeaseOpResult {
   const row = checkOrder(at, ord, "grant");
+  if (row.busy === true) return BUSY;
   if (row.id === null) return { payload: undefined, lease: undefined };
   const locked = payloadFrom(row);
   if (row.lease_version === null) return { payload: locked, lease: undefined };
@@ -137,9 +176,13 @@ function grantResult(req: LeaseGrantRequest, at: Row | undefined, ord: number): 
   return { payload, lease };
 }
 
-function releaseResult(at: Row | undefined, ord: number): LeaseReleaseResult | undefined {
+function releaseResult(at: Row | undefined, ord: number): LeaseOpResult {
   const row = checkOrder(at, ord, "release");
+  if (row.busy === true) return BUSY;
   if (row.released_payload_id === null) return undefined;
+  if (row.state_unknown === true) {
+    return { payloadId: row.released_payload_id as PayloadId, stateUnknown: true };
+  }
   return {
     payloadId: row.released_payload_id as PayloadId,
     payloadState: row.state === null ? undefined : (row.state as PayloadState),

@@ -453,6 +453,38 @@ describe("PostgresCatalog", () => {
       expect(await catalog.releaseLease(lid(100), "ns")).toBeUndefined();
     });
 
+    it("does not let one locked payload stall the other calls of its batch", async () => {
+      const catalog = await track(open({ groupCommitLanes: 1 }));
+      await catalog.transaction(async (t) => {
+        await t.insertPayload(payload(1));
+        await t.insertPayload(payload(2));
+      });
+      const locker = new pg.Client({ connectionString: URL });
+      await locker.connect();
+      try {
+        await locker.query(`SET search_path TO ${schemas.at(-1)}`);
+        await locker.query("BEGIN");
+        await locker.query("SELECT 1 FROM payloads WHERE id = $1 FOR UPDATE", [pid(1)]);
+        const done: string[] = [];
+        const one = catalog.grantLease(grantReq(1, pid(1))).then((r) => {
+          done.push("payload 1");
+          return r;
+        });
+        const two = catalog.grantLease(grantReq(2, pid(2))).then((r) => {
+          done.push("payload 2");
+          return r;
+        });
+        expect((await two).lease?.id).toBe(lid(2));
+        await new Promise((r) => setTimeout(r, 200));
+        expect(done).toEqual(["payload 2"]); // payload 1 still waits for its lock, alone
+        await locker.query("UPDATE payloads SET state = 'DELETING', version = 2 WHERE id = $1", [pid(1)]);
+        await locker.query("COMMIT");
+        expect(await one).toMatchObject({ lease: undefined, payload: { state: "DELETING" } });
+      } finally {
+        await locker.end();
+      }
+    });
+
     it("runs each call alone with group_commit_lanes=0 in the URL", async () => {
       const batches: number[] = [];
       const catalog = await track(

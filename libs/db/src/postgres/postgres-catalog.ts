@@ -4,11 +4,13 @@ import {
   type Catalog,
   type CatalogTx,
   DomainError,
+  grantLeaseInTx,
   invalidArgument,
   type LeaseGrantRequest,
   type LeaseGrantResult,
   type LeaseId,
   type LeaseReleaseResult,
+  releaseLeaseInTx,
 } from "@pm/domain";
 import pg from "pg";
 import { defaultMigrationsDir, loadMigrations, type MigrationResult } from "../migrations.ts";
@@ -16,6 +18,7 @@ import { num, type Row } from "../sql/rows.ts";
 import type { SqlExecutor } from "../sql/sql-catalog-tx.ts";
 import { GroupCommit } from "./group-commit.ts";
 import {
+  BUSY,
   LEASE_BATCH_SQL,
   type LeaseOp,
   type LeaseOpResult,
@@ -300,13 +303,20 @@ export class PostgresCatalog implements Catalog {
   }
 
   async grantLease(req: LeaseGrantRequest): Promise<LeaseGrantResult> {
-    return (await this.leases.submit({ kind: "grant", req })) as LeaseGrantResult;
+    const r = await this.leases.submit({ kind: "grant", req });
+    // The payload's row is locked by a transaction in flight: wait for it on our own.
+    if (r === BUSY) return this.transaction((tx) => grantLeaseInTx(tx, req));
+    return r as LeaseGrantResult;
   }
 
   async releaseLease(leaseId: LeaseId, namespace: string): Promise<LeaseReleaseResult | undefined> {
-    return (await this.leases.submit({ kind: "release", leaseId, namespace })) as
-      | LeaseReleaseResult
-      | undefined;
+    const r = await this.leases.submit({ kind: "release", leaseId, namespace });
+    if (r === BUSY) return this.transaction((tx) => releaseLeaseInTx(tx, leaseId, namespace));
+    if (r && "stateUnknown" in r) {
+      const p = await this.autocommit((tx) => tx.getPayload(r.payloadId));
+      return { payloadId: r.payloadId, payloadState: p?.state };
+    }
+    return r as LeaseReleaseResult | undefined;
   }
 
   /**

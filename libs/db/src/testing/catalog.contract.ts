@@ -9,6 +9,7 @@ import {
   type Lease,
   type LeaseGrantRequest,
   type LeaseGrantResult,
+  type LeaseReleaseResult,
   type LineageEdge,
   type MetadataEvent,
   type Payload,
@@ -603,6 +604,21 @@ export function catalogContract(name: string, makeCatalog: () => Promise<Catalog
         expect(got.lease).toBeUndefined();
         expect(got.payload!.state).toBe("DELETING");
         expect(await tx((t) => t.liveLeases(id(1), NOW))).toEqual([]);
+      });
+
+      it("reports the payload's state as a concurrent transaction revoking the lease leaves it", async () => {
+        await seed(payload(1));
+        await tx((t) => t.insertLease(lease(1, id(1))));
+        let released: Promise<LeaseReleaseResult | undefined> | undefined;
+        await tx(async (t) => {
+          const p = await t.lockPayload(id(1));
+          await t.updateLease({ ...lease(1, id(1)), revoked: true }); // as a forced delete does
+          released = catalog.releaseLease(leaseId(1), "ns-a");
+          await new Promise((r) => setTimeout(r, 50));
+          await t.updatePayload({ ...p!, state: "DELETING", version: 2 });
+        });
+        expect(await released!).toStrictEqual({ payloadId: id(1), payloadState: "DELETING" });
+        expect(await tx((t) => t.getLease(leaseId(1)))).toBeUndefined();
       });
 
       it("releases only in the lease's own namespace and reports the payload's state", async () => {

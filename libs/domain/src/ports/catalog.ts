@@ -92,7 +92,9 @@ export interface CatalogTx {
   /**
    * Writes `p` only if the row still has `expected`'s version, state and updatedAt (every state
    * or placement change moves at least one of them); returns whether it did. A compare-and-set
-   * that needs no lock held across round trips: read, decide, write in one statement.
+   * that needs no lock held across round trips: read, decide, write in one statement. It writes
+   * the whole row: a concurrent change that moves none of the three (the access-time bump) is
+   * overwritten, so use it where that cannot matter (CommitPayload: ALLOCATED is never leased).
    */
   updatePayloadIf(p: Payload, expected: Pick<Payload, "version" | "state" | "updatedAt">): Promise<boolean>;
   /** Removes the row and everything hanging off it: leases, pins, metadata, events, lineage. */
@@ -221,7 +223,8 @@ export interface Catalog {
   transaction<T>(fn: (tx: CatalogTx) => Promise<T>): Promise<T>;
   /**
    * Runs `fn` with every statement committed on its own, without the BEGIN/COMMIT round trips:
-   * for one read, or one write that nothing else has to land with. No row lock outlives its
+   * for one read, or one write that nothing else has to land with (`fn` may run again after a
+   * deadlock, so it must be a single statement). No row lock outlives its
    * statement, and two statements may see different data. Adapters with no round trips to save
    * run it as a transaction.
    */

@@ -217,6 +217,29 @@ describe("commitPayload", () => {
     expect(reads).toBe(3); // read, lost compare-and-set, read again
   });
 
+  it("does not overwrite a state change that lands between its read and its write", async () => {
+    const h = harness();
+    const p = await allocated(h, "RAM");
+    // Right after the commit's read, the payload expires (the row stays, its state moves on).
+    const original = h.catalog.autocommit.bind(h.catalog);
+    let calls = 0;
+    h.catalog.autocommit = async (fn) => {
+      const out = await original(fn);
+      if (++calls === 1) {
+        await h.catalog.transaction(async (tx) => {
+          const now = await tx.lockPayload(p.id);
+          await tx.updatePayload({ ...now!, state: "EXPIRED", version: now!.version + 1 });
+        });
+      }
+      return out;
+    };
+    await domainError(
+      () => commitPayload(h.deps, h.ctx, { id: p.id, sizeBytes: 0, checksum: "" }),
+      "INVALID_TRANSITION",
+    );
+    expect(await peek(h, p.id)).toMatchObject({ state: "EXPIRED", version: p.version + 1 });
+  });
+
   it("refuses a second commit with INVALID_TRANSITION", async () => {
     const h = harness();
     const p = await committed(h);
