@@ -21,7 +21,8 @@ import { num, PAYLOAD_COLUMNS, payloadFrom, type Row } from "../sql/rows.ts";
  * payload. A row some transaction holds FOR UPDATE right now is SKIPPED, not waited for: its
  * call comes back BUSY and runs on its own as a transaction that waits for the lock (and then
  * decides on the row as that transaction left it), so one long lock holder cannot stall every
- * lease call of the replica. Releases likewise skip a lease row that a delete or move is revoking.
+ * lease call of the replica. Releases likewise skip a lease row that a delete or move is revoking
+ * (it is released alone, after that transaction, and so sees the payload's state it left).
  * The last-access bump only moves forward and skips rows another batch is bumping (SKIP LOCKED:
  * that bump serves both), so two batches never wait on each other crosswise.
  */
@@ -36,18 +37,7 @@ export type LeaseOp =
 /** The call met a row another transaction holds locked: run it on its own, waiting for the lock. */
 export const BUSY = Symbol("busy");
 
-/** A lease was released, but its payload's row was locked: read the payload's state afresh. */
-export interface ReleasedStateUnknown {
-  readonly payloadId: PayloadId;
-  readonly stateUnknown: true;
-}
-
-export type LeaseOpResult =
-  | LeaseGrantResult
-  | LeaseReleaseResult
-  | ReleasedStateUnknown
-  | undefined
-  | typeof BUSY;
+export type LeaseOpResult = LeaseGrantResult | LeaseReleaseResult | undefined | typeof BUSY;
 
 /**
  * Grants: $1 lease ids, $2 payload ids, $3 namespaces, $4 now, $5 expires_at, $6 states, $7 tiers,
@@ -88,21 +78,23 @@ touched AS (
 rel AS (
   SELECT * FROM unnest($9::text[], $10::text[]) WITH ORDINALITY AS q (lease_id, namespace, ord)
 ),
+-- Leases are found through their primary key by = ANY(array): the table churns (a row per lease,
+-- deleted on release), so its statistics often say "tiny" while dead rows still fill its pages,
+-- and a join would be planned as a sequential scan of them.
 rel_seen AS (
-  SELECT l.id FROM leases l JOIN rel q ON l.id = q.lease_id AND l.namespace = q.namespace
+  SELECT id, namespace FROM leases WHERE id = ANY($9::text[])
 ),
 rel_locked AS (
-  SELECT l.id FROM leases l JOIN rel q ON l.id = q.lease_id AND l.namespace = q.namespace
-  FOR UPDATE OF l SKIP LOCKED
+  SELECT id, namespace FROM leases WHERE id = ANY($9::text[]) FOR UPDATE SKIP LOCKED
 ),
 released AS (
-  DELETE FROM leases l USING rel_locked k WHERE l.id = k.id
-  RETURNING l.id, l.payload_id
+  DELETE FROM leases WHERE id = ANY(ARRAY(
+    SELECT k.id FROM rel_locked k JOIN rel q ON q.lease_id = k.id AND q.namespace = k.namespace))
+  RETURNING id, payload_id
 )
 SELECT 0 AS kind, r.ord,
        NOT EXISTS (SELECT 1 FROM locked k WHERE k.id = r.payload_id)
          AND EXISTS (SELECT 1 FROM seen s WHERE s.id = r.payload_id) AS busy,
-       false AS state_unknown,
        g.version AS lease_version, tt.last_access_at AS touched_at,
        NULL::text COLLATE "C" AS released_payload_id, ${PAYLOAD_SELECT}
 FROM req r
@@ -111,16 +103,13 @@ LEFT JOIN granted g ON g.id = r.lease_id
 LEFT JOIN touched tt ON tt.id = r.payload_id
 UNION ALL
 SELECT 1, q.ord,
-       d.id IS NULL AND EXISTS (SELECT 1 FROM rel_seen s WHERE s.id = q.lease_id),
-       d.id IS NOT NULL AND p.id IS NULL,
+       d.id IS NULL AND EXISTS (SELECT 1 FROM rel_seen s WHERE s.id = q.lease_id AND s.namespace = q.namespace),
        NULL::bigint, NULL::bigint, d.payload_id, ${PAYLOAD_SELECT}
 FROM rel q
 LEFT JOIN released d ON d.id = q.lease_id
--- The payload as it is now (a locking read sees the newest committed row, not the statement's
--- snapshot), unless a transaction holds it: then the caller reads it again.
-LEFT JOIN LATERAL (
-  SELECT * FROM payloads WHERE id = d.payload_id FOR KEY SHARE SKIP LOCKED
-) p ON true
+-- A lease being revoked (a delete or move holds its row) was skipped above and is released
+-- alone, after that transaction; so the snapshot's payload state is no older than this call.
+LEFT JOIN payloads p ON p.id = d.payload_id
 ORDER BY kind, ord`;
 
 export function leaseBatchParams(ops: readonly LeaseOp[]): unknown[] {
@@ -180,9 +169,6 @@ function releaseResult(at: Row | undefined, ord: number): LeaseOpResult {
   const row = checkOrder(at, ord, "release");
   if (row.busy === true) return BUSY;
   if (row.released_payload_id === null) return undefined;
-  if (row.state_unknown === true) {
-    return { payloadId: row.released_payload_id as PayloadId, stateUnknown: true };
-  }
   return {
     payloadId: row.released_payload_id as PayloadId,
     payloadState: row.state === null ? undefined : (row.state as PayloadState),

@@ -311,11 +311,8 @@ export class PostgresCatalog implements Catalog {
 
   async releaseLease(leaseId: LeaseId, namespace: string): Promise<LeaseReleaseResult | undefined> {
     const r = await this.leases.submit({ kind: "release", leaseId, namespace });
+    // The lease row is locked by a delete or move revoking it: release it after that, alone.
     if (r === BUSY) return this.transaction((tx) => releaseLeaseInTx(tx, leaseId, namespace));
-    if (r && "stateUnknown" in r) {
-      const p = await this.autocommit((tx) => tx.getPayload(r.payloadId));
-      return { payloadId: r.payloadId, payloadState: p?.state };
-    }
     return r as LeaseReleaseResult | undefined;
   }
 
