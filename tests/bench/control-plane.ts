@@ -261,6 +261,8 @@ async function measurePairs(
   cp: ControlPlane,
   rounds: number,
   baseline?: (concurrency: number) => Promise<LoadResult>,
+  /** Runs before every baseline and cell, so none pays for the clean-up of the one before. */
+  settle: () => Promise<void> = async () => undefined,
 ) {
   const { client } = cp;
   // Leases spread over 64 payloads, as pgbench -N spreads its updates over many accounts; a second
@@ -327,7 +329,10 @@ async function measurePairs(
   // under the same background load; rounds repeat that to show the spread.
   for (let round = 0; round < rounds; round++) {
     for (const concurrency of [1, 16]) {
-      if (baseline) baselines.set(`${round}/${concurrency}`, await baseline(concurrency));
+      if (baseline) {
+        await settle();
+        baselines.set(`${round}/${concurrency}`, await baseline(concurrency));
+      }
       const ops: [string, () => Promise<void>][] = [
         ["Allocate+Commit", allocCommit],
         ["AcquireReadLease+ReleaseLease", leasePair],
@@ -335,6 +340,7 @@ async function measurePairs(
       ];
       if (concurrency > 1) ops.push(["  same, SDK client (connect-node)", sdkLeasePair]);
       for (const [name, op] of ops) {
+        await settle();
         const { result, cpu } = await withCpu(cp.pids, () => closedLoop(op, concurrency, SECONDS));
         cells.push({ name, concurrency, round, result, cpu });
         for (const id of created.splice(0))
@@ -399,9 +405,10 @@ function roundRows(
 /** The embedded default: SQLite catalog, baseline GET /healthz on the same server. */
 export async function controlPlaneBench(catalogUrl?: string): Promise<void> {
   const cp = await startControlPlane(catalogUrl);
+  // Through the same lean HTTP/1.1 client as the cells, so the ratio compares server work.
+  const lean = leanConnect(cp.url);
   const healthz = async () => {
-    const res = await fetch(`${cp.url}/healthz`);
-    await res.arrayBuffer();
+    await lean.get("/healthz");
   };
   const { cells, baselines } = await measurePairs(cp, 1, (c) => closedLoop(healthz, c, SECONDS));
   // Each pair is two RPCs; the baseline is one request, so compare calls per second.
@@ -521,8 +528,24 @@ export async function controlPlanePostgresBench(): Promise<void> {
     pgbenchInit(db.url);
     const cp = await startControlPlane(db.url);
     try {
-      const { cells, baselines } = await measurePairs(cp, ROUNDS, async (c) =>
-        pgbench(db.url, c, PGBENCH_SECONDS),
+      // pgbench's 50k updates and our thousands of payloads leave dead rows and WAL behind; vacuum
+      // and checkpoint before each phase, so autovacuum and the checkpointer do that work between
+      // the measurements, not inside the next one (they run in the measured Postgres processes).
+      const settle = async () => {
+        const c = new pg.Client({ connectionString: db.url });
+        await c.connect();
+        try {
+          await c.query("VACUUM ANALYZE");
+          await c.query("CHECKPOINT").catch(() => undefined);
+        } finally {
+          await c.end();
+        }
+      };
+      const { cells, baselines } = await measurePairs(
+        cp,
+        ROUNDS,
+        async (c) => pgbench(db.url, c, PGBENCH_SECONDS),
+        settle,
       );
       const rows = [1, 16].flatMap((concurrency) =>
         roundRows(
@@ -534,7 +557,7 @@ export async function controlPlanePostgresBench(): Promise<void> {
         ),
       );
       table(
-        `Control plane on Postgres (fresh database ${db.name}, ${SECONDS}s per cell, ${ROUNDS} round(s), each with pgbench -N -j 2 -T ${PGBENCH_SECONDS} on the same database right before its cells; the median round is shown, with the range of ratios; targets at 16 clients: lease pairs ≥ 0.5x, allocate+commit ≥ 0.3x)`,
+        `Control plane on Postgres (fresh database ${db.name}, ${SECONDS}s per cell, ${ROUNDS} round(s), each with pgbench -N -j 2 -T ${PGBENCH_SECONDS} on the same database right before its cells, VACUUM ANALYZE + CHECKPOINT before every phase; the median round is shown, with the range of ratios; targets at 16 clients: lease pairs ≥ 0.5x, allocate+commit ≥ 0.3x)`,
         ["operation", "clients", "pairs/s", "p50 ms", "p99 ms", "pgbench TPS", "pairs/s ÷ TPS", CPU_HEADER],
         rows,
       );
