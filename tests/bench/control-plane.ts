@@ -257,16 +257,15 @@ export const cpuText = (c: CpuSplit | undefined) =>
   c ? `${fmt(c.loadgen)} / ${fmt(c.api)} / ${fmt(c.agent)} / ${fmt(c.postgres)}` : "n/a";
 
 /** Allocate+Commit pairs and AcquireReadLease+ReleaseLease pairs at 1 and 16 clients. */
-async function measurePairs(
-  cp: ControlPlane,
-  rounds: number,
-  baseline?: (concurrency: number) => Promise<LoadResult>,
-  /** Runs before every baseline and cell, so none pays for the clean-up of the one before. */
-  settle: () => Promise<void> = async () => undefined,
-) {
+/**
+ * The operations the control-plane cells (and tests/bench/profile-leases.ts) drive: allocate+commit
+ * pairs and lease pairs through the lean client, lease pairs through the SDK's Node client.
+ * `created` collects what allocate+commit made, for deleting between cells.
+ */
+export async function benchOperations(cp: ControlPlane) {
   const { client } = cp;
   // Leases spread over 64 payloads, as pgbench -N spreads its updates over many accounts; a second
-  // cell leases one hot payload, where every call queues on the same row lock.
+  // cell leases one hot payload, every call on the same row.
   const pool: { value: Uint8Array }[] = [];
   for (let i = 0; i < 64; i++) {
     const { payloadDescriptor: d } = await client.catalog.allocatePayload({
@@ -318,6 +317,18 @@ async function measurePairs(
     const l = await client.data.acquireReadLease({ id: pool[next++ % pool.length] });
     await client.data.releaseLease({ leaseId: l.leaseId });
   };
+  return { allocCommit, leasePair, hotLeasePair, sdkLeasePair, created };
+}
+
+async function measurePairs(
+  cp: ControlPlane,
+  rounds: number,
+  baseline?: (concurrency: number) => Promise<LoadResult>,
+  /** Runs before every baseline and cell, so none pays for the clean-up of the one before. */
+  settle: () => Promise<void> = async () => undefined,
+) {
+  const { client } = cp;
+  const { allocCommit, leasePair, hotLeasePair, sdkLeasePair, created } = await benchOperations(cp);
   // Warm up first: the first seconds of each path run interpreted and compile on the side, which
   // would be measured as part of the 1-client cells otherwise.
   await closedLoop(allocCommit, 4, WARMUP_SECONDS);

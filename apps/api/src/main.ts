@@ -38,20 +38,12 @@ export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}):
     postgres: { onGroupCommit: (size) => metrics.observeGroupCommit(size) },
   });
   const clock = { now: () => Date.now() };
-  const agentHttp = new Agent({ keepAlive: true });
   // Agents hold GPU/RAM/DISK bytes; with an object store, OBJECT placements live there (the API
   // only presigns and HEADs; agents move the bytes).
   const regions = createRegionAllocation({
     catalog,
     clock,
     agentTtlMs: config.agentTtlMs,
-    // node:http with keep-alive: a quarter less CPU per agent call than fetch (docs/benchmarks.md).
-    transportFor: (endpoint) =>
-      createConnectTransport({
-        baseUrl: endpoint,
-        httpVersion: "1.1",
-        nodeOptions: endpoint.startsWith("https:") ? {} : { agent: agentHttp },
-      }),
     objectStore: config.objectStore,
   });
   const { allocator, presigner } = regions;

@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { createConnectTransport } from "@connectrpc/connect-web";
 import { openCatalog, parseCatalogUrl } from "@pm/db";
 import {
   type Catalog,
@@ -65,7 +64,6 @@ export async function startWorker(
     catalog,
     clock,
     agentTtlMs: config.agentTtlMs,
-    transportFor: (endpoint) => createConnectTransport({ baseUrl: endpoint }),
     objectStore: config.objectStore,
   });
   const allocator = overrides.allocator ?? regions.allocator;

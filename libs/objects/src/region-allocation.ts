@@ -1,6 +1,7 @@
 import type { Transport } from "@connectrpc/connect";
 import { AgentRegionAllocator } from "@pm/agents";
 import type { Catalog, Clock, ObjectPresigner, RegionAllocator } from "@pm/domain";
+import { nodeAgentTransports } from "./agent-transports.ts";
 import { ObjectRegionAllocator } from "./object-region-allocator.ts";
 import type { ObjectStoreSettings } from "./object-store-config.ts";
 import { createS3Client } from "./s3-client.ts";
@@ -23,12 +24,17 @@ export function createRegionAllocation(opts: {
   readonly catalog: Catalog;
   readonly clock: Clock;
   readonly agentTtlMs: number;
-  readonly transportFor: (endpoint: string) => Transport;
+  /** How to reach an agent's endpoint; default: Connect over keep-alive node:http(s). */
+  readonly transportFor?: (endpoint: string) => Transport;
   readonly objectStore: ObjectStoreSettings | undefined;
   /** See AgentRegionAllocatorOptions.agentsCacheMs; default 1000 ms. */
   readonly agentsCacheMs?: number;
 }): RegionAllocation {
-  const agents = new AgentRegionAllocator({ ...opts, agentsCacheMs: opts.agentsCacheMs ?? 1_000 });
+  const agents = new AgentRegionAllocator({
+    ...opts,
+    transportFor: opts.transportFor ?? nodeAgentTransports(),
+    agentsCacheMs: opts.agentsCacheMs ?? 1_000,
+  });
   const os = opts.objectStore;
   if (!os) return { allocator: agents, presigner: undefined, close: () => undefined };
   const s3 = createS3Client({ ...os, endpoint: os.endpoint ?? "" });

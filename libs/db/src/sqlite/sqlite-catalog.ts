@@ -1,16 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import {
-  type Catalog,
-  type CatalogTx,
-  DomainError,
-  grantLeaseInTx,
-  type LeaseGrantRequest,
-  type LeaseGrantResult,
-  type LeaseId,
-  type LeaseReleaseResult,
-  releaseLeaseInTx,
-} from "@pm/domain";
+import { type CatalogTx, DomainError, TransactionOnlyCatalog } from "@pm/domain";
 import Database from "better-sqlite3";
 import { defaultMigrationsDir, loadMigrations, type MigrationResult } from "../migrations.ts";
 import { AsyncMutex } from "../sql/async-mutex.ts";
@@ -67,7 +57,7 @@ function releaseFileLock(path: string): void {
  * through an async mutex and each runs between BEGIN IMMEDIATE and COMMIT/ROLLBACK, never
  * interleaving with another. Other processes on the same file wait up to `busyTimeoutMs`.
  */
-export class SqliteCatalog implements Catalog {
+export class SqliteCatalog extends TransactionOnlyCatalog {
   private readonly statements = new Map<string, Database.Statement>();
   private closed = false;
 
@@ -77,7 +67,9 @@ export class SqliteCatalog implements Catalog {
     readonly path: string,
     private readonly busyTimeoutMs: number,
     private readonly lock: AsyncMutex,
-  ) {}
+  ) {
+    super();
+  }
 
   /** Opens (creating if needed) the database and applies pending migrations. */
   static async open(options: SqliteCatalogOptions | string): Promise<SqliteCatalog> {
@@ -123,18 +115,6 @@ export class SqliteCatalog implements Catalog {
         throw this.mapError(e);
       }
     });
-  }
-
-  autocommit<T>(fn: (tx: CatalogTx) => Promise<T>): Promise<T> {
-    return this.transaction(fn);
-  }
-
-  grantLease(req: LeaseGrantRequest): Promise<LeaseGrantResult> {
-    return this.transaction((tx) => grantLeaseInTx(tx, req));
-  }
-
-  releaseLease(leaseId: LeaseId, namespace: string): Promise<LeaseReleaseResult | undefined> {
-    return this.transaction((tx) => releaseLeaseInTx(tx, leaseId, namespace));
   }
 
   async ping(): Promise<void> {

@@ -1,6 +1,12 @@
 import type { LeaseId } from "../model/ids.ts";
 import type { Lease } from "../model/lease.ts";
-import type { CatalogTx, LeaseGrantRequest, LeaseGrantResult, LeaseReleaseResult } from "./catalog.ts";
+import type {
+  Catalog,
+  CatalogTx,
+  LeaseGrantRequest,
+  LeaseGrantResult,
+  LeaseReleaseResult,
+} from "./catalog.ts";
 
 /**
  * `Catalog.grantLease` on the row-at-a-time CatalogTx: what adapters without a set-based form
@@ -40,4 +46,26 @@ export async function releaseLeaseInTx(
   await tx.deleteLease(leaseId);
   const p = await tx.getPayload(lease.payloadId);
   return { payloadId: lease.payloadId, payloadState: p?.state };
+}
+
+/**
+ * A catalog whose only way in is `transaction` (memory, SQLite: one writer, no round trips to
+ * save): autocommit and the lease steps run as transactions over the row-at-a-time forms above.
+ */
+export abstract class TransactionOnlyCatalog implements Catalog {
+  abstract transaction<T>(fn: (tx: CatalogTx) => Promise<T>): Promise<T>;
+  abstract ping(): Promise<void>;
+  abstract close(): Promise<void>;
+
+  autocommit<T>(fn: (tx: CatalogTx) => Promise<T>): Promise<T> {
+    return this.transaction(fn);
+  }
+
+  grantLease(req: LeaseGrantRequest): Promise<LeaseGrantResult> {
+    return this.transaction((tx) => grantLeaseInTx(tx, req));
+  }
+
+  releaseLease(leaseId: LeaseId, namespace: string): Promise<LeaseReleaseResult | undefined> {
+    return this.transaction((tx) => releaseLeaseInTx(tx, leaseId, namespace));
+  }
 }

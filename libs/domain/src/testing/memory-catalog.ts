@@ -17,11 +17,7 @@ import {
 } from "../model/stream.ts";
 import { STORAGE_TIERS, type StorageTier } from "../model/tier.ts";
 import type {
-  Catalog,
   CatalogTx,
-  LeaseGrantRequest,
-  LeaseGrantResult,
-  LeaseReleaseResult,
   ListMetadataEventsQuery,
   ListPayloadsQuery,
   ListStreamsQuery,
@@ -30,7 +26,7 @@ import type {
   ReadStreamQuery,
   RetiredRegion,
 } from "../ports/catalog.ts";
-import { grantLeaseInTx, releaseLeaseInTx } from "../ports/lease-steps.ts";
+import { TransactionOnlyCatalog } from "../ports/lease-steps.ts";
 
 interface State {
   payloads: Map<string, Payload>;
@@ -78,7 +74,7 @@ const edgeKey = (e: LineageEdge) => `${e.parent}|${e.child}|${e.operation}|${e.r
  * keeps the same guarantees as the SQL adapters for one process; nothing survives a restart.
  * Records are immutable and replaced on update, which makes a snapshot a cheap map copy.
  */
-export class MemoryCatalog implements Catalog {
+export class MemoryCatalog extends TransactionOnlyCatalog {
   private state: State = {
     payloads: new Map(),
     leases: new Map(),
@@ -107,18 +103,6 @@ export class MemoryCatalog implements Catalog {
     const p = this.tail.then(run, run);
     this.tail = p.catch(() => undefined);
     return p;
-  }
-
-  autocommit<T>(fn: (tx: CatalogTx) => Promise<T>): Promise<T> {
-    return this.transaction(fn);
-  }
-
-  grantLease(req: LeaseGrantRequest): Promise<LeaseGrantResult> {
-    return this.transaction((tx) => grantLeaseInTx(tx, req));
-  }
-
-  releaseLease(leaseId: LeaseId, namespace: string): Promise<LeaseReleaseResult | undefined> {
-    return this.transaction((tx) => releaseLeaseInTx(tx, leaseId, namespace));
   }
 
   async ping(): Promise<void> {}
