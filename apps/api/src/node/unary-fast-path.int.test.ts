@@ -244,10 +244,17 @@ describe("unary fast path (binary Connect)", () => {
   });
 
   it("records fast-path calls in the same request metrics, transport connect", async () => {
-    const text = (await metrics.render()).body;
-    expect(text).toMatch(
-      /pm_api_requests_total\{service="payload\.manager\.services\.v1\.PayloadDataService",method="AcquireReadLease",code="NOT_FOUND",transport="connect"\} [1-9]/,
-    );
+    const series = (text: string) =>
+      Number(
+        /pm_api_requests_total\{service="payload\.manager\.services\.v1\.PayloadDataService",method="RenewLease",code="INVALID_ARGUMENT",transport="connect"\} (\d+)/.exec(
+          text,
+        )?.[1] ?? 0,
+      );
+    const before = series((await metrics.render()).body);
+    // Through the fast path only (no deadline header): the counter must move by exactly one.
+    const bad = await post(path(PayloadDataService, "RenewLease"), new Uint8Array());
+    expect(errorOf(bad).code).toBe("invalid_argument");
+    expect(series((await metrics.render()).body)).toBe(before + 1);
   });
 
   it("reads chunked bodies (no content-length) the same way, refusing them past the limit", async () => {

@@ -12,7 +12,7 @@ describe("splitPostgresUrl", () => {
   it("takes the catalog's settings off and keeps the driver's parameters", () => {
     expect(
       splitPostgresUrl(
-        "postgres://u:p@h/db?sslmode=require&pool_size=4&statement_timeout=2500&connect_timeout_ms=800&idle_timeout_ms=0&idle_in_transaction_timeout_ms=9000&max_retries=2&schema=pm_a&prepared_statements=false&application_name=x",
+        "postgres://u:p@h/db?sslmode=require&pool_size=4&statement_timeout=2500&connect_timeout_ms=800&idle_timeout_ms=0&idle_in_transaction_timeout_ms=9000&max_retries=2&schema=pm_a&prepared_statements=false&group_commit_lanes=3&application_name=x",
       ),
     ).toEqual({
       url: "postgres://u:p@h/db?sslmode=require&application_name=x",
@@ -25,6 +25,7 @@ describe("splitPostgresUrl", () => {
         maxRetries: 2,
         schema: "pm_a",
         preparedStatements: false,
+        groupCommitLanes: 3,
       },
     });
     expect(splitPostgresUrl("postgres://h/db?pool_size=2").url).toBe("postgres://h/db");
@@ -36,6 +37,8 @@ describe("splitPostgresUrl", () => {
     "pool_size=1.5",
     "statement_timeout=-1",
     "prepared_statements=yes",
+    "group_commit_lanes=-1",
+    "group_commit_lanes=one",
     "schema=%zz",
   ])("rejects %s as INVALID_ARGUMENT naming the parameter", (param) => {
     expect(() => splitPostgresUrl(`postgres://h/db?${param}`)).toThrow(
