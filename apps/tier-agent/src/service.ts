@@ -1,7 +1,7 @@
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { regionOf, tierOfPb } from "@pm/agents";
+import { MAX_CREATE_BATCH, regionOf, tierOfPb } from "@pm/agents";
 import { idFromBytes, type PayloadId, type StorageTier, uuidToBytes } from "@pm/domain";
-import { type Tier, type TierAgentService, Tier as TierPb } from "@pm/rpc";
+import { type CreateRegionRequest, type Tier, type TierAgentService, Tier as TierPb } from "@pm/rpc";
 import type { TierAgent } from "./tier-agent.ts";
 import { TierError } from "./tiers/tier-backend.ts";
 
@@ -39,14 +39,41 @@ function tierOf(t: Tier): StorageTier {
 
 /** The agent's own Connect service, called by the API and workers. */
 export function tierAgentService(agent: TierAgent): ServiceImpl<typeof TierAgentService> {
+  const createRegion = (req: CreateRegionRequest) =>
+    wire(async () => {
+      const id = idOf(req.payloadId);
+      const tier = tierOf(req.tier);
+      const info = await agent.create(id, tier, Number(req.sizeBytes));
+      return regionOf(req.payloadId!.value, tier, info.sizeBytes, info.location);
+    });
   return {
-    createRegion: (req) =>
-      wire(async () => {
-        const id = idOf(req.payloadId);
-        const tier = tierOf(req.tier);
-        const info = await agent.create(id, tier, Number(req.sizeBytes));
-        return regionOf(req.payloadId!.value, tier, info.sizeBytes, info.location);
-      }),
+    createRegion,
+    createRegions: async (req) => {
+      if (req.regions.length > MAX_CREATE_BATCH) {
+        throw new ConnectError(
+          `CreateRegions takes at most ${MAX_CREATE_BATCH} regions, got ${req.regions.length}; split the batch`,
+          Code.InvalidArgument,
+        );
+      }
+      // Each region is created (or refused) exactly as CreateRegion would; one refusal does
+      // not affect the others.
+      const settled = await Promise.allSettled(req.regions.map(createRegion));
+      return {
+        results: settled.map((s) =>
+          s.status === "fulfilled"
+            ? { result: { case: "region" as const, value: s.value } }
+            : {
+                result: {
+                  case: "error" as const,
+                  value: {
+                    code: ConnectError.from(s.reason).code,
+                    message: ConnectError.from(s.reason).rawMessage,
+                  },
+                },
+              },
+        ),
+      };
+    },
     freeRegion: (req) =>
       wire(async () => {
         await agent.free(idOf(req.payloadId), tierOf(req.tier));

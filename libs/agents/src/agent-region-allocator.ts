@@ -14,6 +14,7 @@ import {
   uuidToBytes,
 } from "@pm/domain";
 import { type Region, TierAgentService } from "@pm/rpc";
+import { CreateRegionBatcher } from "./create-region-batcher.ts";
 import { placementFromRegion, TIER_TO_PB } from "./region-mapping.ts";
 
 export type AgentClient = Client<typeof TierAgentService>;
@@ -49,6 +50,7 @@ const STALE_LIST_CODES = new Set(["TIER_UNAVAILABLE", "NO_AGENT", "TIER_FULL"]);
  */
 export class AgentRegionAllocator implements RegionAllocator {
   private readonly clients = new Map<string, AgentClient>();
+  private readonly creators = new Map<string, CreateRegionBatcher>();
   private cached: { readonly at: number; readonly agents: AgentRecord[] } | undefined;
 
   constructor(private readonly opts: AgentRegionAllocatorOptions) {}
@@ -58,6 +60,16 @@ export class AgentRegionAllocator implements RegionAllocator {
     if (!c) {
       c = createClient(TierAgentService, this.opts.transportFor(endpoint));
       this.clients.set(endpoint, c);
+    }
+    return c;
+  }
+
+  /** CreateRegion towards one agent, coalesced with the concurrent ones (CreateRegions). */
+  private creatorFor(endpoint: string): CreateRegionBatcher {
+    let c = this.creators.get(endpoint);
+    if (!c) {
+      c = new CreateRegionBatcher(this.clientFor(endpoint), this.opts.timeoutMs ?? 10_000);
+      this.creators.set(endpoint, c);
     }
     return c;
   }
@@ -119,14 +131,11 @@ export class AgentRegionAllocator implements RegionAllocator {
     for (const agent of candidates) {
       asked.add(agent.agentId);
       try {
-        const region = await this.clientFor(agent.endpoint).createRegion(
-          {
-            payloadId: { value: uuidToBytes(req.payloadId) },
-            tier: TIER_TO_PB[req.tier],
-            sizeBytes: BigInt(req.sizeBytes),
-          },
-          { timeoutMs: this.opts.timeoutMs ?? 10_000 },
-        );
+        const region = await this.creatorFor(agent.endpoint).create({
+          payloadId: { value: uuidToBytes(req.payloadId) },
+          tier: TIER_TO_PB[req.tier],
+          sizeBytes: BigInt(req.sizeBytes),
+        });
         return placementFromRegion(region, agent.agentId, agent.host);
       } catch (e) {
         const err = ConnectError.from(e);

@@ -3,6 +3,7 @@ export {
   AgentRegionAllocator,
   type AgentRegionAllocatorOptions,
 } from "./agent-region-allocator.ts";
+export { CreateRegionBatcher, MAX_CREATE_BATCH } from "./create-region-batcher.ts";
 export {
   type LocationPb,
   locationFromRegion,

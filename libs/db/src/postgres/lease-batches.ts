@@ -74,7 +74,8 @@ stale AS (
 touched AS (
   UPDATE payloads t SET last_access_at = s.now FROM stale s
   WHERE t.id = s.id AND t.last_access_at < s.now
-    AND t.id IN (SELECT id FROM payloads WHERE id IN (SELECT id FROM stale) FOR NO KEY UPDATE SKIP LOCKED)
+    AND t.id = ANY(ARRAY(
+      SELECT id FROM payloads WHERE id = ANY($2::text[]) AND id IN (SELECT id FROM stale) FOR NO KEY UPDATE SKIP LOCKED))
   RETURNING t.id, t.last_access_at
 ),
 rel AS (

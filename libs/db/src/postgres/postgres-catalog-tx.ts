@@ -1,5 +1,7 @@
 import {
   type ListPayloadsQuery,
+  type Payload,
+  type PayloadId,
   type PayloadListItem,
   STORAGE_TIERS,
   type StorageTier,
@@ -87,5 +89,42 @@ export class PostgresCatalogTx extends SqlCatalogTx {
          SELECT id FROM leases WHERE expires_at <= ? ORDER BY expires_at LIMIT ? FOR UPDATE SKIP LOCKED))`,
       [now, limit],
     );
+  }
+}
+
+/** Where an autocommit session sends the statements that join group-commit batches. */
+export interface BatchedStatements {
+  getPayload(id: PayloadId): Promise<Payload | undefined>;
+  insertPayload(p: Payload): Promise<void>;
+  updatePayloadIf(p: Payload, expected: Pick<Payload, "version" | "state" | "updatedAt">): Promise<boolean>;
+}
+
+/**
+ * An autocommit session (each statement its own transaction) whose hot single statements join
+ * the batches of concurrent calls: the outcome is the same as running them alone, only the
+ * statement and its commit are shared. Everything else runs on the session's own connection.
+ */
+export class BatchedAutocommitTx extends PostgresCatalogTx {
+  constructor(
+    sql: SqlExecutor,
+    dialect: SqlDialect,
+    private readonly batches: BatchedStatements,
+  ) {
+    super(sql, dialect);
+  }
+
+  override getPayload(id: PayloadId): Promise<Payload | undefined> {
+    return this.batches.getPayload(id);
+  }
+
+  override insertPayload(p: Payload): Promise<void> {
+    return this.batches.insertPayload(p);
+  }
+
+  override updatePayloadIf(
+    p: Payload,
+    expected: Pick<Payload, "version" | "state" | "updatedAt">,
+  ): Promise<boolean> {
+    return this.batches.updatePayloadIf(p, expected);
   }
 }

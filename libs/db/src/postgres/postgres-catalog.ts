@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { Payload, PayloadId } from "@pm/domain";
 import {
   type Catalog,
   type CatalogTx,
@@ -25,7 +26,19 @@ import {
   leaseBatchParams,
   leaseBatchResults,
 } from "./lease-batches.ts";
-import { POSTGRES_DIALECT, PostgresCatalogTx } from "./postgres-catalog-tx.ts";
+import {
+  CAS_BATCH_SQL,
+  CAS_BUSY,
+  casBatchParams,
+  casBatchResults,
+  INSERT_BATCH_SQL,
+  insertBatchParams,
+  type PayloadCas,
+  READ_BATCH_SQL,
+  readBatchParams,
+  readBatchResults,
+} from "./payload-batches.ts";
+import { BatchedAutocommitTx, POSTGRES_DIALECT, PostgresCatalogTx } from "./postgres-catalog-tx.ts";
 import {
   describeUrl,
   isSerializationConflict,
@@ -173,6 +186,26 @@ function errorContext(o: PostgresCatalogOptions): PgErrorContext {
   };
 }
 
+/** The group-commit batchers of the autocommit statements (see payload-batches.ts). */
+interface AutocommitBatches {
+  readonly reads: GroupCommit<PayloadId, Payload | undefined>;
+  readonly inserts: GroupCommit<Payload, undefined>;
+  readonly cas: GroupCommit<PayloadCas, boolean | typeof CAS_BUSY>;
+}
+
+/**
+ * Session settings of the group-commit connections, which run only the batch statements. Each
+ * uses the generic plan of its statement: with the default plan cache mode Postgres kept
+ * re-planning the many-CTE lease statement on every execution, which tripled its CPU cost. No
+ * sequential scans: every batch statement reaches payloads and leases by primary key, and a
+ * generic plan made while a fresh catalog's statistics still said "a few rows" would otherwise
+ * keep scanning the whole table for as long as the connection lives.
+ */
+export const LANE_SETTINGS = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off";
+
+/** Kinds of batched statement, each with `group_commit_lanes` connections of its own. */
+const BATCHED_STATEMENTS = 4;
+
 /**
  * The catalog in Postgres (production): a connection pool shared by the replicas of a process,
  * row locks with SELECT … FOR UPDATE, transactions re-run on serialization failures and deadlocks,
@@ -182,6 +215,8 @@ function errorContext(o: PostgresCatalogOptions): PgErrorContext {
 export class PostgresCatalog implements Catalog {
   private closing: Promise<void> | undefined;
   private readonly leases: GroupCommit<LeaseOp, LeaseOpResult>;
+  /** The autocommit statements of AllocatePayload and CommitPayload, batched the same way. */
+  private readonly batched: AutocommitBatches | undefined;
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -193,30 +228,46 @@ export class PostgresCatalog implements Catalog {
     lanes: number,
     onGroupCommit: PostgresCatalogOptions["onGroupCommit"],
   ) {
-    // Lanes 0: no coalescing, each call is a batch of one on its own connection.
-    const shape = lanes === 0 ? { lanes: pool.options.max, maxBatch: 1 } : { lanes, maxBatch: 256 };
-    // A batch that fails for a reason other than the database being unreachable (which every
-    // call would meet alone too) is re-run call by call, so only the call at fault fails.
-    const isolate = (e: unknown) => !(e instanceof DomainError);
-    // Queued calls give up when the pool would have: after connectTimeoutMs without a lane.
-    const maxWaitMs = ctx.connectTimeoutMs;
-    const waitError = (waited: number) =>
-      new DomainError(
-        "UNAVAILABLE",
-        `no connection to the Postgres catalog at ${ctx.where} became available within ${maxWaitMs} ms (lease calls waited ${waited} ms for a group-commit lane): every lane is busy; retry with backoff, or raise pool_size/group_commit_lanes if this persists`,
-      );
-    this.leases = new GroupCommit({
-      ...shape,
-      isolate,
-      maxWaitMs,
-      waitError,
-      run: async (batch) =>
-        leaseBatchResults(
-          batch,
-          await this.statement(this.lanePool, LEASE_BATCH_SQL, leaseBatchParams(batch)),
+    const batcher = <Req, Res>(
+      what: string,
+      shape: { lanes: number; maxBatch: number },
+      run: (batch: readonly Req[]) => Promise<readonly Res[]>,
+    ) =>
+      new GroupCommit<Req, Res>({
+        ...shape,
+        // A batch that fails for a reason other than the database being unreachable (which every
+        // call would meet alone too) is re-run call by call, so only the call at fault fails.
+        isolate: (e) => !(e instanceof DomainError),
+        // Queued calls give up when the pool would have: after connectTimeoutMs without a lane.
+        maxWaitMs: ctx.connectTimeoutMs,
+        waitError: (waited) =>
+          new DomainError(
+            "UNAVAILABLE",
+            `no connection to the Postgres catalog at ${ctx.where} became available within ${ctx.connectTimeoutMs} ms (${what} waited ${waited} ms for a group-commit lane): every lane is busy; retry with backoff, or raise pool_size/group_commit_lanes if this persists`,
+          ),
+        run,
+        onBatch: (n) => onGroupCommit?.(n),
+      });
+    // Lanes 0: no coalescing, each lease call is a batch of one on its own connection.
+    const leaseShape = lanes === 0 ? { lanes: pool.options.max, maxBatch: 1 } : { lanes, maxBatch: 256 };
+    this.leases = batcher("lease calls", leaseShape, async (batch: readonly LeaseOp[]) =>
+      leaseBatchResults(batch, await this.statement(this.lanePool, LEASE_BATCH_SQL, leaseBatchParams(batch))),
+    );
+    if (lanes > 0) {
+      const shape = { lanes, maxBatch: 256 };
+      this.batched = {
+        reads: batcher("payload reads", shape, async (ids: readonly PayloadId[]) =>
+          readBatchResults(ids, await this.statement(this.lanePool, READ_BATCH_SQL, readBatchParams(ids))),
         ),
-      onBatch: (n) => onGroupCommit?.(n),
-    });
+        inserts: batcher("payload inserts", shape, async (ps: readonly Payload[]) => {
+          await this.statement(this.lanePool, INSERT_BATCH_SQL, insertBatchParams(ps));
+          return ps.map(() => undefined);
+        }),
+        cas: batcher("payload updates", shape, async (batch: readonly PayloadCas[]) =>
+          casBatchResults(batch, await this.statement(this.lanePool, CAS_BATCH_SQL, casBatchParams(batch))),
+        ),
+      };
+    }
   }
 
   /** Connects and, unless `migrate: false`, applies pending migrations (safe with many replicas at once). */
@@ -248,13 +299,12 @@ export class PostgresCatalog implements Catalog {
         throw e;
       }
     }
-    // The lanes get connections of their own, one each, that always use the generic plan of
-    // their (always identical) statement: with the default plan cache mode Postgres kept
-    // re-planning the many-CTE statement on every execution, which tripled its CPU cost.
+    // The lanes get connections of their own, one per lane of each batched statement (leases,
+    // reads, inserts, compare-and-sets), with LANE_SETTINGS.
     let lanePool = pool;
     if (lanes > 0) {
-      const config = poolConfig(o, lanes);
-      config.options = `${config.options ?? ""} -c plan_cache_mode=force_generic_plan`.trim();
+      const config = poolConfig(o, lanes * BATCHED_STATEMENTS);
+      config.options = `${config.options ?? ""} ${LANE_SETTINGS}`.trim();
       lanePool = new pg.Pool(config);
       lanePool.on("error", (err) => onPoolError?.(err));
     }
@@ -273,38 +323,53 @@ export class PostgresCatalog implements Catalog {
     return this.session(fn, true);
   }
 
+  /**
+   * Statements one by one, each its own implicit transaction. With group commit on, reading,
+   * inserting and compare-and-setting a payload join the batches of concurrent calls (each
+   * batch one statement and one commit); other statements run on a pooled connection that is
+   * checked out only if `fn` runs one.
+   */
   autocommit<T>(fn: (tx: CatalogTx) => Promise<T>): Promise<T> {
-    return this.session(fn, false);
+    return this.session(fn, false, this.batched);
   }
 
   /** Runs `fn` on one pooled connection, inside BEGIN/COMMIT when `wrap`, each statement alone otherwise. */
-  private async session<T>(fn: (tx: CatalogTx) => Promise<T>, wrap: boolean): Promise<T> {
+  private async session<T>(
+    fn: (tx: CatalogTx) => Promise<T>,
+    wrap: boolean,
+    batched?: AutocommitBatches,
+  ): Promise<T> {
     for (let attempt = 0; ; attempt++) {
-      const client = await this.connect();
-      // A checked-out connection that fails between queries emits 'error'; with no listener
-      // that would crash the process. Remember it so the connection is discarded, not reused.
-      let fault: Error | undefined;
-      const onError = (err: Error) => {
-        fault ??= err;
-      };
-      client.on("error", onError);
-      const exec = new PgExecutor(client, this.named, this.ctx);
+      const exec = new PgExecutor(() => this.connect(), this.named, this.ctx);
       let discard = false;
       try {
-        if (wrap) await client.query("BEGIN");
-        const result = await fn(new PostgresCatalogTx(exec, POSTGRES_DIALECT));
+        if (wrap) await (await exec.connection()).query("BEGIN");
+        const tx = batched
+          ? new BatchedAutocommitTx(exec, POSTGRES_DIALECT, {
+              getPayload: (id) => batched.reads.submit(id),
+              insertPayload: (p) => batched.inserts.submit(p),
+              updatePayloadIf: async (next, expected) => {
+                const r = await batched.cas.submit({ next, expected });
+                // Locked by a transaction in flight (or gone): compare after it, on our own.
+                if (r !== CAS_BUSY) return r;
+                return this.session((alone) => alone.updatePayloadIf(next, expected), false);
+              },
+            })
+          : new PostgresCatalogTx(exec, POSTGRES_DIALECT);
+        const result = await fn(tx);
         exec.end();
-        if (wrap) await client.query("COMMIT");
+        if (wrap) await exec.client!.query("COMMIT");
         return result;
       } catch (e) {
         exec.end();
         try {
-          if (wrap) await client.query("ROLLBACK");
+          if (wrap && exec.client) await exec.client.query("ROLLBACK");
         } catch {
           discard = true;
         }
         // When the server said why it ended the session (idle-in-transaction timeout, shutdown),
         // that explains the failed statement better than the driver's "not queryable" after it.
+        const fault = exec.fault;
         const said = fault !== undefined && /^[0-9A-Z]{5}$/.test(pgCode(fault)) ? fault : undefined;
         const cause = said ?? (e instanceof DomainError && e.cause !== undefined ? e.cause : e);
         if (isSerializationConflict(cause) && attempt < this.maxRetries) {
@@ -313,8 +378,7 @@ export class PostgresCatalog implements Catalog {
         }
         throw pgUnavailable(cause, this.ctx) ?? e;
       } finally {
-        client.off("error", onError);
-        client.release(discard || fault !== undefined ? (fault ?? true) : undefined);
+        exec.release(discard);
       }
     }
   }
@@ -396,18 +460,42 @@ export class PostgresCatalog implements Catalog {
 const backOff = (attempt: number) =>
   sleep(Math.round((2 ** attempt * 5 + Math.random() * 10) * (attempt + 1)));
 
-/** Statements of one transaction on one checked-out connection; refuses to run after it ended. */
+/**
+ * Statements of one session on one pooled connection, checked out at its first statement (an
+ * autocommit session whose statements all join group-commit batches never takes one). Refuses
+ * to run after the session ended.
+ */
 class PgExecutor implements SqlExecutor {
   private open = true;
+  private connecting: Promise<pg.PoolClient> | undefined;
+  /** The checked-out connection, once there is one. */
+  client: pg.PoolClient | undefined;
+  /**
+   * A checked-out connection that fails between queries emits 'error'; with no listener that
+   * would crash the process. The first such fault is kept, and the connection discarded.
+   */
+  fault: Error | undefined;
+  private readonly onError = (err: Error) => {
+    this.fault ??= err;
+  };
 
   constructor(
-    private readonly client: pg.PoolClient,
+    private readonly connect: () => Promise<pg.PoolClient>,
     private readonly named: boolean,
     private readonly ctx: PgErrorContext,
   ) {}
 
   end(): void {
     this.open = false;
+  }
+
+  /** Gives the connection back to the pool (destroyed if it failed or `discard`). */
+  release(discard: boolean): void {
+    const client = this.client;
+    if (!client) return;
+    this.client = undefined;
+    client.off("error", this.onError);
+    client.release(discard || this.fault !== undefined ? (this.fault ?? true) : undefined);
   }
 
   async all(sql: string, params: readonly unknown[]): Promise<Row[]> {
@@ -418,16 +506,28 @@ class PgExecutor implements SqlExecutor {
     return (await this.query(sql, params)).rowCount ?? 0;
   }
 
-  private async query(sql: string, params: readonly unknown[]): Promise<pg.QueryResult<Row>> {
+  connection(): Promise<pg.PoolClient> {
+    this.connecting ??= this.connect().then((client) => {
+      client.on("error", this.onError);
+      this.client = client;
+      // The session ended while the connection was on its way: hand it straight back.
+      if (!this.open) this.release(false);
+      return client;
+    });
+    return this.connecting;
+  }
+
+  async query(sql: string, params: readonly unknown[]): Promise<pg.QueryResult<Row>> {
     if (!this.open) {
       // The connection may already serve another transaction: never send anything on it.
       throw new Error(
         "a CatalogTx was used after its transaction ended; await every call inside the callback",
       );
     }
+    const client = await this.connection();
     const c = compile(sql);
     try {
-      return await this.client.query<Row>(
+      return await client.query<Row>(
         this.named
           ? { name: c.name, text: c.text, values: [...params] }
           : { text: c.text, values: [...params] },

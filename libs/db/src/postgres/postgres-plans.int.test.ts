@@ -6,9 +6,18 @@ import { asLeaseId, asPayloadId, type PayloadState, type StorageTier } from "@pm
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultMigrationsDir } from "../migrations.ts";
-import type { Row } from "../sql/rows.ts";
+import { payloadFrom, type Row } from "../sql/rows.ts";
 import type { SqlExecutor } from "../sql/sql-catalog-tx.ts";
-import { compile, migratePostgres, PostgresCatalog } from "./postgres-catalog.ts";
+import { LEASE_BATCH_SQL, leaseBatchParams } from "./lease-batches.ts";
+import {
+  CAS_BATCH_SQL,
+  casBatchParams,
+  INSERT_BATCH_SQL,
+  insertBatchParams,
+  READ_BATCH_SQL,
+  readBatchParams,
+} from "./payload-batches.ts";
+import { compile, LANE_SETTINGS, migratePostgres, PostgresCatalog } from "./postgres-catalog.ts";
 import { POSTGRES_DIALECT, PostgresCatalogTx } from "./postgres-catalog-tx.ts";
 
 // The catalog's hot queries must be index lookups however big the catalog grows. This seeds 50k
@@ -37,7 +46,7 @@ afterAll(async () => {
 });
 
 /** Bulk rows in the shapes the API writes: two namespaces, every state and tier, some TTLs. */
-async function seed(client: pg.ClientBase, rows: number): Promise<void> {
+async function seed(client: pg.ClientBase, rows: number, first = 1, analyze = true): Promise<void> {
   await client.query(
     `INSERT INTO payloads (id, namespace, size_bytes, state, version, tier, agent_id, host, length_bytes,
        location, created_at, updated_at, expires_at, last_access_at, no_evict, eviction_priority, require_durable)
@@ -47,17 +56,17 @@ async function seed(client: pg.ClientBase, rows: number): Promise<void> {
        2, (ARRAY['RAM','RAM','RAM','DISK','DISK','GPU','OBJECT'])[1 + g % 7], 'agent-' || (g % 40), 'host', 4096,
        '{"kind":"ram","shmName":"/x"}', $1::bigint + g, $1::bigint + g,
        CASE WHEN g % 4 = 0 THEN $1::bigint + g * 20 END, $1::bigint + g, false, 'NORMAL', false
-     FROM generate_series(1, $2::int) g`,
-    [T0, rows],
+     FROM generate_series($3::int, $2::int) g`,
+    [T0, rows, first],
   );
   await client.query(
     `INSERT INTO leases (id, payload_id, namespace, version, created_at, expires_at, revoked)
      SELECT md5('lease' || g::text)::uuid::text, md5((1 + g % $2::int)::text)::uuid::text, 'default', 2,
        $1::bigint + g, $1::bigint + g * 3, false
-     FROM generate_series(1, $2::int) g`,
-    [T0, rows],
+     FROM generate_series($3::int, $2::int) g`,
+    [T0, rows, first],
   );
-  await client.query("ANALYZE");
+  if (analyze) await client.query("ANALYZE");
 }
 
 interface PlanNode {
@@ -165,6 +174,86 @@ describe("Postgres query plans at scale", () => {
     }
   });
 
+  it("keeps the group-commit statements on primary-key lookups when the table outgrew its statistics", async () => {
+    // A fresh catalog filling up: statistics say 64 rows (autovacuum off, so they stay stale),
+    // the tables hold 20 000. The batch statements run on lane connections (LANE_SETTINGS,
+    // generic plans made from those statistics); each must touch only the rows of its batch.
+    const schema = newSchema();
+    await migratePostgres(URL, { schema });
+    const client = await admin.connect();
+    try {
+      await client.query(`SET search_path TO ${schema}`);
+      await client.query("ALTER TABLE payloads SET (autovacuum_enabled = false)");
+      await client.query("ALTER TABLE leases SET (autovacuum_enabled = false)");
+      await seed(client, 64);
+      await seed(client, 20_000, 65, false);
+      for (const [, name, value] of LANE_SETTINGS.matchAll(/-c (\w+)=(\w+)/g)) {
+        await client.query(`SET ${name} = ${value}`);
+      }
+      const active = (
+        await client.query("SELECT * FROM payloads WHERE state = 'ACTIVE' ORDER BY id LIMIT 8 OFFSET 500")
+      ).rows.map(payloadFrom);
+      const leaseIds = (
+        await client.query<{ id: string }>("SELECT id FROM leases ORDER BY id LIMIT 8 OFFSET 500")
+      ).rows.map((r) => asLeaseId(r.id));
+      const now = T0 + 30_000;
+      const statements: [string, string, unknown[]][] = [
+        [
+          "lease grants and releases",
+          LEASE_BATCH_SQL,
+          leaseBatchParams([
+            ...active.map((p, i) => ({
+              kind: "grant" as const,
+              req: {
+                leaseId: asLeaseId(md5Uuid(`grant-${i}`)),
+                payloadId: p.id,
+                namespace: p.namespace,
+                now,
+                expiresAt: now + 30_000,
+                states: ["ACTIVE"] as PayloadState[],
+                tiers: ["RAM", "DISK", "GPU", "OBJECT"] as StorageTier[],
+                touchIfAccessedAtOrBefore: now,
+              },
+            })),
+            ...leaseIds.map((leaseId) => ({ kind: "release" as const, leaseId, namespace: "default" })),
+          ]),
+        ],
+        ["payload reads", READ_BATCH_SQL, readBatchParams(active.map((p) => p.id))],
+        [
+          "payload inserts",
+          INSERT_BATCH_SQL,
+          insertBatchParams(active.map((p, i) => ({ ...p, id: asPayloadId(md5Uuid(`new-${i}`)) }))),
+        ],
+        [
+          "payload compare-and-sets",
+          CAS_BATCH_SQL,
+          casBatchParams(active.map((p) => ({ next: { ...p, version: p.version + 1 }, expected: p }))),
+        ],
+      ];
+      const bad: string[] = [];
+      for (const [what, sql, params] of statements) {
+        const { text } = compile(sql);
+        await client.query("BEGIN");
+        try {
+          await client.query(`PREPARE batch AS ${text}`);
+          const res = await client.query<{ "QUERY PLAN": { Plan: AnalyzedNode }[] }>(
+            `EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE batch(${params.map(argument).join(", ")})`,
+          );
+          for (const n of tableScans(res.rows[0]!["QUERY PLAN"][0]!.Plan)) {
+            const rows = n["Actual Rows"] * n["Actual Loops"];
+            if (rows > 50) bad.push(`${what}: ${n["Node Type"]} on ${n["Relation Name"]} read ${rows} rows`);
+          }
+        } finally {
+          await client.query("ROLLBACK");
+          await client.query("DEALLOCATE ALL");
+        }
+      }
+      expect(bad).toEqual([]);
+    } finally {
+      client.release();
+    }
+  });
+
   it("keeps payload_counts equal to the rows through bulk loads, state changes and deletes", async () => {
     const schema = newSchema();
     await migratePostgres(URL, { schema });
@@ -256,6 +345,27 @@ describe("Postgres query plans at scale", () => {
     }
   });
 });
+
+interface AnalyzedNode {
+  "Node Type": string;
+  "Relation Name"?: string;
+  "Actual Rows": number;
+  "Actual Loops": number;
+  Plans?: AnalyzedNode[];
+}
+
+/** Plan nodes that read payloads or leases. */
+const tableScans = (n: AnalyzedNode): AnalyzedNode[] => [
+  ...(n["Relation Name"] === "payloads" || n["Relation Name"] === "leases" ? [n] : []),
+  ...(n.Plans ?? []).flatMap(tableScans),
+];
+
+/** A statement parameter as an EXECUTE argument: arrays as array literals, the rest as text. */
+function argument(v: unknown): string {
+  if (!Array.isArray(v)) return literal(v);
+  const items = v.map((x) => (x === null ? "NULL" : `"${String(x).replace(/[\\"]/g, "\\$&")}"`));
+  return pg.escapeLiteral(`{${items.join(",")}}`);
+}
 
 /** The id `md5(text)::uuid::text` gives in SQL. */
 function md5Uuid(text: string): string {

@@ -26,7 +26,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file payload/manager/agent/v1/agent.proto.
  */
 export const file_payload_manager_agent_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("CiRwYXlsb2FkL21hbmFnZXIvYWdlbnQvdjEvYWdlbnQucHJvdG8SGHBheWxvYWQubWFuYWdlci5hZ2VudC52MSKWAQoMVGllckNhcGFjaXR5EisKBHRpZXIYASABKA4yHS5wYXlsb2FkLm1hbmFnZXIuY29yZS52MS5UaWVyEhYKDmNhcGFjaXR5X2J5dGVzGAIgASgEEhIKCnVzZWRfYnl0ZXMYAyABKAQSFgoOaGlnaF93YXRlcm1hcmsYBCABKAESFQoNbG93X3dhdGVybWFyaxgFIAEoASJBCglHcHVEZXZpY2USEQoJZGV2aWNlX2lkGAEgASgNEgwKBG5hbWUYAiABKAkSEwoLdG90YWxfYnl0ZXMYAyABKAQisgEKFFJlZ2lzdGVyQWdlbnRSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEgwKBGhvc3QYAiABKAkSEAoIZW5kcG9pbnQYAyABKAkSNQoFdGllcnMYBCADKAsyJi5wYXlsb2FkLm1hbmFnZXIuYWdlbnQudjEuVGllckNhcGFjaXR5EjEKBGdwdXMYBSADKAsyIy5wYXlsb2FkLm1hbmFnZXIuYWdlbnQudjEuR3B1RGV2aWNlInAKCVJlZ2lvblJlZhI2CgpwYXlsb2FkX2lkGAEgASgLMiIucGF5bG9hZC5tYW5hZ2VyLmNvcmUudjEuUGF5bG9hZElEEisKBHRpZXIYAiABKA4yHS5wYXlsb2FkLm1hbmFnZXIuY29yZS52MS5UaWVyInIKFVJlZ2lzdGVyQWdlbnRSZXNwb25zZRIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYASABKA0SOgoNa25vd25fcmVnaW9ucxgCIAMoCzIjLnBheWxvYWQubWFuYWdlci5hZ2VudC52MS5SZWdpb25SZWYiWwoQSGVhcnRiZWF0UmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCRI1CgV0aWVycxgCIAMoCzImLnBheWxvYWQubWFuYWdlci5hZ2VudC52MS5UaWVyQ2FwYWNpdHkiJwoRSGVhcnRiZWF0UmVzcG9uc2USEgoKcmVyZWdpc3RlchgBIAEoCCLpAgoGUmVnaW9uEjYKCnBheWxvYWRfaWQYASABKAsyIi5wYXlsb2FkLm1hbmFnZXIuY29yZS52MS5QYXlsb2FkSUQSKwoEdGllchgCIAEoDjIdLnBheWxvYWQubWFuYWdlci5jb3JlLnYxLlRpZXISEgoKc2l6ZV9ieXRlcxgDIAEoBBIzCgNncHUYBCABKAsyJC5wYXlsb2FkLm1hbmFnZXIuY29yZS52MS5HcHVMb2NhdGlvbkgAEjMKA3JhbRgFIAEoCzIkLnBheWxvYWQubWFuYWdlci5jb3JlLnYxLlJhbUxvY2F0aW9uSAASNQoEZGlzaxgGIAEoCzIlLnBheWxvYWQubWFuYWdlci5jb3JlLnYxLkRpc2tMb2NhdGlvbkgAEjkKBm9iamVjdBgHIAEoCzInLnBheWxvYWQubWFuYWdlci5jb3JlLnYxLk9iamVjdExvY2F0aW9uSABCCgoIbG9jYXRpb24iogEKE0NyZWF0ZVJlZ2lvblJlcXVlc3QSNgoKcGF5bG9hZF9pZBgBIAEoCzIiLnBheWxvYWQubWFuYWdlci5jb3JlLnYxLlBheWxvYWRJRBIrCgR0aWVyGAIgASgOMh0ucGF5bG9hZC5tYW5hZ2VyLmNvcmUudjEuVGllchISCgpzaXplX2J5dGVzGAMgASgEEhIKCmdwdV9kZXZpY2UYBCABKA0ieAoRRnJlZVJlZ2lvblJlcXVlc3QSNgoKcGF5bG9hZF9pZBgBIAEoCzIiLnBheWxvYWQubWFuYWdlci5jb3JlLnYxLlBheWxvYWRJRBIrCgR0aWVyGAIgASgOMh0ucGF5bG9hZC5tYW5hZ2VyLmNvcmUudjEuVGllciJ4ChFTdGF0UmVnaW9uUmVxdWVzdBI2CgpwYXlsb2FkX2lkGAEgASgLMiIucGF5bG9hZC5tYW5hZ2VyLmNvcmUudjEuUGF5bG9hZElEEisKBHRpZXIYAiABKA4yHS5wYXlsb2FkLm1hbmFnZXIuY29yZS52MS5UaWVyIhQKEkxpc3RSZWdpb25zUmVxdWVzdCJIChNMaXN0UmVnaW9uc1Jlc3BvbnNlEjEKB3JlZ2lvbnMYASADKAsyIC5wYXlsb2FkLm1hbmFnZXIuYWdlbnQudjEuUmVnaW9uIu0BChFDb3B5UmVnaW9uUmVxdWVzdBI2CgpwYXlsb2FkX2lkGAEgASgLMiIucGF5bG9hZC5tYW5hZ2VyLmNvcmUudjEuUGF5bG9hZElEEjAKCWZyb21fdGllchgCIAEoDjIdLnBheWxvYWQubWFuYWdlci5jb3JlLnYxLlRpZXISLgoHdG9fdGllchgDIAEoDjIdLnBheWxvYWQubWFuYWdlci5jb3JlLnYxLlRpZXISDQoFZnN5bmMYBCABKAgSEgoKZ3B1X2RldmljZRgFIAEoDRIOCgZidWNrZXQYBiABKAkSCwoDa2V5GAcgASgJIoMBChJDb3B5UmVnaW9uUmVzcG9uc2USMAoGcmVnaW9uGAEgASgLMiAucGF5bG9hZC5tYW5hZ2VyLmFnZW50LnYxLlJlZ2lvbhIQCghjaGVja3N1bRgCIAEoCRIUCgxieXRlc19jb3BpZWQYAyABKAQSEwoLZHVyYXRpb25fdXMYBCABKAQijwEKFUNoZWNrc3VtUmVnaW9uUmVxdWVzdBI2CgpwYXlsb2FkX2lkGAEgASgLMiIucGF5bG9hZC5tYW5hZ2VyLmNvcmUudjEuUGF5bG9hZElEEisKBHRpZXIYAiABKA4yHS5wYXlsb2FkLm1hbmFnZXIuY29yZS52MS5UaWVyEhEKCWFsZ29yaXRobRgDIAEoCSIqChZDaGVja3N1bVJlZ2lvblJlc3BvbnNlEhAKCGNoZWNrc3VtGAEgASgJMu4BChRBZ2VudFJlZ2lzdHJ5U2VydmljZRJwCg1SZWdpc3RlckFnZW50Ei4ucGF5bG9hZC5tYW5hZ2VyLmFnZW50LnYxLlJlZ2lzdGVyQWdlbnRSZXF1ZXN0Gi8ucGF5bG9hZC5tYW5hZ2VyLmFnZW50LnYxLlJlZ2lzdGVyQWdlbnRSZXNwb25zZRJkCglIZWFydGJlYXQSKi5wYXlsb2FkLm1hbmFnZXIuYWdlbnQudjEuSGVhcnRiZWF0UmVxdWVzdBorLnBheWxvYWQubWFuYWdlci5hZ2VudC52MS5IZWFydGJlYXRSZXNwb25zZTLtBAoQVGllckFnZW50U2VydmljZRJfCgxDcmVhdGVSZWdpb24SLS5wYXlsb2FkLm1hbmFnZXIuYWdlbnQudjEuQ3JlYXRlUmVnaW9uUmVxdWVzdBogLnBheWxvYWQubWFuYWdlci5hZ2VudC52MS5SZWdpb24SUQoKRnJlZVJlZ2lvbhIrLnBheWxvYWQubWFuYWdlci5hZ2VudC52MS5GcmVlUmVnaW9uUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRJbCgpTdGF0UmVnaW9uEisucGF5bG9hZC5tYW5hZ2VyLmFnZW50LnYxLlN0YXRSZWdpb25SZXF1ZXN0GiAucGF5bG9hZC5tYW5hZ2VyLmFnZW50LnYxLlJlZ2lvbhJqCgtMaXN0UmVnaW9ucxIsLnBheWxvYWQubWFuYWdlci5hZ2VudC52MS5MaXN0UmVnaW9uc1JlcXVlc3QaLS5wYXlsb2FkLm1hbmFnZXIuYWdlbnQudjEuTGlzdFJlZ2lvbnNSZXNwb25zZRJnCgpDb3B5UmVnaW9uEisucGF5bG9hZC5tYW5hZ2VyLmFnZW50LnYxLkNvcHlSZWdpb25SZXF1ZXN0GiwucGF5bG9hZC5tYW5hZ2VyLmFnZW50LnYxLkNvcHlSZWdpb25SZXNwb25zZRJzCg5DaGVja3N1bVJlZ2lvbhIvLnBheWxvYWQubWFuYWdlci5hZ2VudC52MS5DaGVja3N1bVJlZ2lvblJlcXVlc3QaMC5wYXlsb2FkLm1hbmFnZXIuYWdlbnQudjEuQ2hlY2tzdW1SZWdpb25SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_empty, file_payload_manager_core_v1_id, file_payload_manager_core_v1_placement, file_payload_manager_core_v1_types]);
+  fileDesc("CiRwYXlsb2FkL21hbmFnZXIvYWdlbnQvdjEvYWdlbnQucHJvdG8SGHBheWxvYWQubWFuYWdlci5hZ2VudC52MSKWAQoMVGllckNhcGFjaXR5EisKBHRpZXIYASABKA4yHS5wYXlsb2FkLm1hbmFnZXIuY29yZS52MS5UaWVyEhYKDmNhcGFjaXR5X2J5dGVzGAIgASgEEhIKCnVzZWRfYnl0ZXMYAyABKAQSFgoOaGlnaF93YXRlcm1hcmsYBCABKAESFQoNbG93X3dhdGVybWFyaxgFIAEoASJBCglHcHVEZXZpY2USEQoJZGV2aWNlX2lkGAEgASgNEgwKBG5hbWUYAiABKAkSEwoLdG90YWxfYnl0ZXMYAyABKAQisgEKFFJlZ2lzdGVyQWdlbnRSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEgwKBGhvc3QYAiABKAkSEAoIZW5kcG9pbnQYAyABKAkSNQoFdGllcnMYBCADKAsyJi5wYXlsb2FkLm1hbmFnZXIuYWdlbnQudjEuVGllckNhcGFjaXR5EjEKBGdwdXMYBSADKAsyIy5wYXlsb2FkLm1hbmFnZXIuYWdlbnQudjEuR3B1RGV2aWNlInAKCVJlZ2lvblJlZhI2CgpwYXlsb2FkX2lkGAEgASgLMiIucGF5bG9hZC5tYW5hZ2VyLmNvcmUudjEuUGF5bG9hZElEEisKBHRpZXIYAiABKA4yHS5wYXlsb2FkLm1hbmFnZXIuY29yZS52MS5UaWVyInIKFVJlZ2lzdGVyQWdlbnRSZXNwb25zZRIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYASABKA0SOgoNa25vd25fcmVnaW9ucxgCIAMoCzIjLnBheWxvYWQubWFuYWdlci5hZ2VudC52MS5SZWdpb25SZWYiWwoQSGVhcnRiZWF0UmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCRI1CgV0aWVycxgCIAMoCzImLnBheWxvYWQubWFuYWdlci5hZ2VudC52MS5UaWVyQ2FwYWNpdHkiJwoRSGVhcnRiZWF0UmVzcG9uc2USEgoKcmVyZWdpc3RlchgBIAEoCCLpAgoGUmVnaW9uEjYKCnBheWxvYWRfaWQYASABKAsyIi5wYXlsb2FkLm1hbmFnZXIuY29yZS52MS5QYXlsb2FkSUQSKwoEdGllchgCIAEoDjIdLnBheWxvYWQubWFuYWdlci5jb3JlLnYxLlRpZXISEgoKc2l6ZV9ieXRlcxgDIAEoBBIzCgNncHUYBCABKAsyJC5wYXlsb2FkLm1hbmFnZXIuY29yZS52MS5HcHVMb2NhdGlvbkgAEjMKA3JhbRgFIAEoCzIkLnBheWxvYWQubWFuYWdlci5jb3JlLnYxLlJhbUxvY2F0aW9uSAASNQoEZGlzaxgGIAEoCzIlLnBheWxvYWQubWFuYWdlci5jb3JlLnYxLkRpc2tMb2NhdGlvbkgAEjkKBm9iamVjdBgHIAEoCzInLnBheWxvYWQubWFuYWdlci5jb3JlLnYxLk9iamVjdExvY2F0aW9uSABCCgoIbG9jYXRpb24iogEKE0NyZWF0ZVJlZ2lvblJlcXVlc3QSNgoKcGF5bG9hZF9pZBgBIAEoCzIiLnBheWxvYWQubWFuYWdlci5jb3JlLnYxLlBheWxvYWRJRBIrCgR0aWVyGAIgASgOMh0ucGF5bG9hZC5tYW5hZ2VyLmNvcmUudjEuVGllchISCgpzaXplX2J5dGVzGAMgASgEEhIKCmdwdV9kZXZpY2UYBCABKA0iVgoUQ3JlYXRlUmVnaW9uc1JlcXVlc3QSPgoHcmVnaW9ucxgBIAMoCzItLnBheWxvYWQubWFuYWdlci5hZ2VudC52MS5DcmVhdGVSZWdpb25SZXF1ZXN0IlYKFUNyZWF0ZVJlZ2lvbnNSZXNwb25zZRI9CgdyZXN1bHRzGAEgAygLMiwucGF5bG9hZC5tYW5hZ2VyLmFnZW50LnYxLkNyZWF0ZVJlZ2lvblJlc3VsdCKKAQoSQ3JlYXRlUmVnaW9uUmVzdWx0EjIKBnJlZ2lvbhgBIAEoCzIgLnBheWxvYWQubWFuYWdlci5hZ2VudC52MS5SZWdpb25IABI2CgVlcnJvchgCIAEoCzIlLnBheWxvYWQubWFuYWdlci5hZ2VudC52MS5SZWdpb25FcnJvckgAQggKBnJlc3VsdCIsCgtSZWdpb25FcnJvchIMCgRjb2RlGAEgASgNEg8KB21lc3NhZ2UYAiABKAkieAoRRnJlZVJlZ2lvblJlcXVlc3QSNgoKcGF5bG9hZF9pZBgBIAEoCzIiLnBheWxvYWQubWFuYWdlci5jb3JlLnYxLlBheWxvYWRJRBIrCgR0aWVyGAIgASgOMh0ucGF5bG9hZC5tYW5hZ2VyLmNvcmUudjEuVGllciJ4ChFTdGF0UmVnaW9uUmVxdWVzdBI2CgpwYXlsb2FkX2lkGAEgASgLMiIucGF5bG9hZC5tYW5hZ2VyLmNvcmUudjEuUGF5bG9hZElEEisKBHRpZXIYAiABKA4yHS5wYXlsb2FkLm1hbmFnZXIuY29yZS52MS5UaWVyIhQKEkxpc3RSZWdpb25zUmVxdWVzdCJIChNMaXN0UmVnaW9uc1Jlc3BvbnNlEjEKB3JlZ2lvbnMYASADKAsyIC5wYXlsb2FkLm1hbmFnZXIuYWdlbnQudjEuUmVnaW9uIu0BChFDb3B5UmVnaW9uUmVxdWVzdBI2CgpwYXlsb2FkX2lkGAEgASgLMiIucGF5bG9hZC5tYW5hZ2VyLmNvcmUudjEuUGF5bG9hZElEEjAKCWZyb21fdGllchgCIAEoDjIdLnBheWxvYWQubWFuYWdlci5jb3JlLnYxLlRpZXISLgoHdG9fdGllchgDIAEoDjIdLnBheWxvYWQubWFuYWdlci5jb3JlLnYxLlRpZXISDQoFZnN5bmMYBCABKAgSEgoKZ3B1X2RldmljZRgFIAEoDRIOCgZidWNrZXQYBiABKAkSCwoDa2V5GAcgASgJIoMBChJDb3B5UmVnaW9uUmVzcG9uc2USMAoGcmVnaW9uGAEgASgLMiAucGF5bG9hZC5tYW5hZ2VyLmFnZW50LnYxLlJlZ2lvbhIQCghjaGVja3N1bRgCIAEoCRIUCgxieXRlc19jb3BpZWQYAyABKAQSEwoLZHVyYXRpb25fdXMYBCABKAQijwEKFUNoZWNrc3VtUmVnaW9uUmVxdWVzdBI2CgpwYXlsb2FkX2lkGAEgASgLMiIucGF5bG9hZC5tYW5hZ2VyLmNvcmUudjEuUGF5bG9hZElEEisKBHRpZXIYAiABKA4yHS5wYXlsb2FkLm1hbmFnZXIuY29yZS52MS5UaWVyEhEKCWFsZ29yaXRobRgDIAEoCSIqChZDaGVja3N1bVJlZ2lvblJlc3BvbnNlEhAKCGNoZWNrc3VtGAEgASgJMu4BChRBZ2VudFJlZ2lzdHJ5U2VydmljZRJwCg1SZWdpc3RlckFnZW50Ei4ucGF5bG9hZC5tYW5hZ2VyLmFnZW50LnYxLlJlZ2lzdGVyQWdlbnRSZXF1ZXN0Gi8ucGF5bG9hZC5tYW5hZ2VyLmFnZW50LnYxLlJlZ2lzdGVyQWdlbnRSZXNwb25zZRJkCglIZWFydGJlYXQSKi5wYXlsb2FkLm1hbmFnZXIuYWdlbnQudjEuSGVhcnRiZWF0UmVxdWVzdBorLnBheWxvYWQubWFuYWdlci5hZ2VudC52MS5IZWFydGJlYXRSZXNwb25zZTLfBQoQVGllckFnZW50U2VydmljZRJfCgxDcmVhdGVSZWdpb24SLS5wYXlsb2FkLm1hbmFnZXIuYWdlbnQudjEuQ3JlYXRlUmVnaW9uUmVxdWVzdBogLnBheWxvYWQubWFuYWdlci5hZ2VudC52MS5SZWdpb24SUQoKRnJlZVJlZ2lvbhIrLnBheWxvYWQubWFuYWdlci5hZ2VudC52MS5GcmVlUmVnaW9uUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRJbCgpTdGF0UmVnaW9uEisucGF5bG9hZC5tYW5hZ2VyLmFnZW50LnYxLlN0YXRSZWdpb25SZXF1ZXN0GiAucGF5bG9hZC5tYW5hZ2VyLmFnZW50LnYxLlJlZ2lvbhJqCgtMaXN0UmVnaW9ucxIsLnBheWxvYWQubWFuYWdlci5hZ2VudC52MS5MaXN0UmVnaW9uc1JlcXVlc3QaLS5wYXlsb2FkLm1hbmFnZXIuYWdlbnQudjEuTGlzdFJlZ2lvbnNSZXNwb25zZRJnCgpDb3B5UmVnaW9uEisucGF5bG9hZC5tYW5hZ2VyLmFnZW50LnYxLkNvcHlSZWdpb25SZXF1ZXN0GiwucGF5bG9hZC5tYW5hZ2VyLmFnZW50LnYxLkNvcHlSZWdpb25SZXNwb25zZRJzCg5DaGVja3N1bVJlZ2lvbhIvLnBheWxvYWQubWFuYWdlci5hZ2VudC52MS5DaGVja3N1bVJlZ2lvblJlcXVlc3QaMC5wYXlsb2FkLm1hbmFnZXIuYWdlbnQudjEuQ2hlY2tzdW1SZWdpb25SZXNwb25zZRJwCg1DcmVhdGVSZWdpb25zEi4ucGF5bG9hZC5tYW5hZ2VyLmFnZW50LnYxLkNyZWF0ZVJlZ2lvbnNSZXF1ZXN0Gi8ucGF5bG9hZC5tYW5hZ2VyLmFnZW50LnYxLkNyZWF0ZVJlZ2lvbnNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_empty, file_payload_manager_core_v1_id, file_payload_manager_core_v1_placement, file_payload_manager_core_v1_types]);
 
 /**
  * Capacity and usage of one tier on one agent.
@@ -328,6 +328,100 @@ export const CreateRegionRequestSchema: GenMessage<CreateRegionRequest> = /*@__P
   messageDesc(file_payload_manager_agent_v1_agent, 8);
 
 /**
+ * @generated from message payload.manager.agent.v1.CreateRegionsRequest
+ */
+export type CreateRegionsRequest = Message<"payload.manager.agent.v1.CreateRegionsRequest"> & {
+  /**
+   * At most 256.
+   *
+   * @generated from field: repeated payload.manager.agent.v1.CreateRegionRequest regions = 1;
+   */
+  regions: CreateRegionRequest[];
+};
+
+/**
+ * Describes the message payload.manager.agent.v1.CreateRegionsRequest.
+ * Use `create(CreateRegionsRequestSchema)` to create a new message.
+ */
+export const CreateRegionsRequestSchema: GenMessage<CreateRegionsRequest> = /*@__PURE__*/
+  messageDesc(file_payload_manager_agent_v1_agent, 9);
+
+/**
+ * @generated from message payload.manager.agent.v1.CreateRegionsResponse
+ */
+export type CreateRegionsResponse = Message<"payload.manager.agent.v1.CreateRegionsResponse"> & {
+  /**
+   * One per request, in request order.
+   *
+   * @generated from field: repeated payload.manager.agent.v1.CreateRegionResult results = 1;
+   */
+  results: CreateRegionResult[];
+};
+
+/**
+ * Describes the message payload.manager.agent.v1.CreateRegionsResponse.
+ * Use `create(CreateRegionsResponseSchema)` to create a new message.
+ */
+export const CreateRegionsResponseSchema: GenMessage<CreateRegionsResponse> = /*@__PURE__*/
+  messageDesc(file_payload_manager_agent_v1_agent, 10);
+
+/**
+ * @generated from message payload.manager.agent.v1.CreateRegionResult
+ */
+export type CreateRegionResult = Message<"payload.manager.agent.v1.CreateRegionResult"> & {
+  /**
+   * @generated from oneof payload.manager.agent.v1.CreateRegionResult.result
+   */
+  result: {
+    /**
+     * @generated from field: payload.manager.agent.v1.Region region = 1;
+     */
+    value: Region;
+    case: "region";
+  } | {
+    /**
+     * @generated from field: payload.manager.agent.v1.RegionError error = 2;
+     */
+    value: RegionError;
+    case: "error";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message payload.manager.agent.v1.CreateRegionResult.
+ * Use `create(CreateRegionResultSchema)` to create a new message.
+ */
+export const CreateRegionResultSchema: GenMessage<CreateRegionResult> = /*@__PURE__*/
+  messageDesc(file_payload_manager_agent_v1_agent, 11);
+
+/**
+ * Why one region of a batch was refused: the status CreateRegion would
+ * have answered.
+ *
+ * @generated from message payload.manager.agent.v1.RegionError
+ */
+export type RegionError = Message<"payload.manager.agent.v1.RegionError"> & {
+  /**
+   * The Connect/gRPC status code number (e.g. 8 RESOURCE_EXHAUSTED: tier full).
+   *
+   * @generated from field: uint32 code = 1;
+   */
+  code: number;
+
+  /**
+   * @generated from field: string message = 2;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message payload.manager.agent.v1.RegionError.
+ * Use `create(RegionErrorSchema)` to create a new message.
+ */
+export const RegionErrorSchema: GenMessage<RegionError> = /*@__PURE__*/
+  messageDesc(file_payload_manager_agent_v1_agent, 12);
+
+/**
  * @generated from message payload.manager.agent.v1.FreeRegionRequest
  */
 export type FreeRegionRequest = Message<"payload.manager.agent.v1.FreeRegionRequest"> & {
@@ -347,7 +441,7 @@ export type FreeRegionRequest = Message<"payload.manager.agent.v1.FreeRegionRequ
  * Use `create(FreeRegionRequestSchema)` to create a new message.
  */
 export const FreeRegionRequestSchema: GenMessage<FreeRegionRequest> = /*@__PURE__*/
-  messageDesc(file_payload_manager_agent_v1_agent, 9);
+  messageDesc(file_payload_manager_agent_v1_agent, 13);
 
 /**
  * @generated from message payload.manager.agent.v1.StatRegionRequest
@@ -369,7 +463,7 @@ export type StatRegionRequest = Message<"payload.manager.agent.v1.StatRegionRequ
  * Use `create(StatRegionRequestSchema)` to create a new message.
  */
 export const StatRegionRequestSchema: GenMessage<StatRegionRequest> = /*@__PURE__*/
-  messageDesc(file_payload_manager_agent_v1_agent, 10);
+  messageDesc(file_payload_manager_agent_v1_agent, 14);
 
 /**
  * @generated from message payload.manager.agent.v1.ListRegionsRequest
@@ -382,7 +476,7 @@ export type ListRegionsRequest = Message<"payload.manager.agent.v1.ListRegionsRe
  * Use `create(ListRegionsRequestSchema)` to create a new message.
  */
 export const ListRegionsRequestSchema: GenMessage<ListRegionsRequest> = /*@__PURE__*/
-  messageDesc(file_payload_manager_agent_v1_agent, 11);
+  messageDesc(file_payload_manager_agent_v1_agent, 15);
 
 /**
  * @generated from message payload.manager.agent.v1.ListRegionsResponse
@@ -399,7 +493,7 @@ export type ListRegionsResponse = Message<"payload.manager.agent.v1.ListRegionsR
  * Use `create(ListRegionsResponseSchema)` to create a new message.
  */
 export const ListRegionsResponseSchema: GenMessage<ListRegionsResponse> = /*@__PURE__*/
-  messageDesc(file_payload_manager_agent_v1_agent, 12);
+  messageDesc(file_payload_manager_agent_v1_agent, 16);
 
 /**
  * @generated from message payload.manager.agent.v1.CopyRegionRequest
@@ -452,7 +546,7 @@ export type CopyRegionRequest = Message<"payload.manager.agent.v1.CopyRegionRequ
  * Use `create(CopyRegionRequestSchema)` to create a new message.
  */
 export const CopyRegionRequestSchema: GenMessage<CopyRegionRequest> = /*@__PURE__*/
-  messageDesc(file_payload_manager_agent_v1_agent, 13);
+  messageDesc(file_payload_manager_agent_v1_agent, 17);
 
 /**
  * @generated from message payload.manager.agent.v1.CopyRegionResponse
@@ -488,7 +582,7 @@ export type CopyRegionResponse = Message<"payload.manager.agent.v1.CopyRegionRes
  * Use `create(CopyRegionResponseSchema)` to create a new message.
  */
 export const CopyRegionResponseSchema: GenMessage<CopyRegionResponse> = /*@__PURE__*/
-  messageDesc(file_payload_manager_agent_v1_agent, 14);
+  messageDesc(file_payload_manager_agent_v1_agent, 18);
 
 /**
  * @generated from message payload.manager.agent.v1.ChecksumRegionRequest
@@ -517,7 +611,7 @@ export type ChecksumRegionRequest = Message<"payload.manager.agent.v1.ChecksumRe
  * Use `create(ChecksumRegionRequestSchema)` to create a new message.
  */
 export const ChecksumRegionRequestSchema: GenMessage<ChecksumRegionRequest> = /*@__PURE__*/
-  messageDesc(file_payload_manager_agent_v1_agent, 15);
+  messageDesc(file_payload_manager_agent_v1_agent, 19);
 
 /**
  * @generated from message payload.manager.agent.v1.ChecksumRegionResponse
@@ -536,7 +630,7 @@ export type ChecksumRegionResponse = Message<"payload.manager.agent.v1.ChecksumR
  * Use `create(ChecksumRegionResponseSchema)` to create a new message.
  */
 export const ChecksumRegionResponseSchema: GenMessage<ChecksumRegionResponse> = /*@__PURE__*/
-  messageDesc(file_payload_manager_agent_v1_agent, 16);
+  messageDesc(file_payload_manager_agent_v1_agent, 20);
 
 /**
  * Served by the API; called by tier agents.
@@ -634,6 +728,18 @@ export const TierAgentService: GenService<{
     methodKind: "unary";
     input: typeof ChecksumRegionRequestSchema;
     output: typeof ChecksumRegionResponseSchema;
+  },
+  /**
+   * Reserves several regions in one call: the API coalesces the allocations
+   * that arrive for one agent at once. Each region is created or refused on
+   * its own, as CreateRegion would; results come in request order.
+   *
+   * @generated from rpc payload.manager.agent.v1.TierAgentService.CreateRegions
+   */
+  createRegions: {
+    methodKind: "unary";
+    input: typeof CreateRegionsRequestSchema;
+    output: typeof CreateRegionsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_payload_manager_agent_v1_agent, 1);

@@ -1,0 +1,105 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { CreateRegionRequestSchema, CreateRegionResult, Region } from "@pm/rpc";
+import type { AgentClient } from "./agent-region-allocator.ts";
+
+/** Most regions in one CreateRegions call (the agent refuses more). */
+export const MAX_CREATE_BATCH = 256;
+
+/** A status code number from the wire; one this client does not know is UNKNOWN. */
+const codeOf = (n: number): Code => (Number.isInteger(n) && n >= 1 && n <= 16 ? (n as Code) : Code.Unknown);
+
+type CreateRegionRequest = MessageInitShape<typeof CreateRegionRequestSchema>;
+
+interface Waiter {
+  readonly req: CreateRegionRequest;
+  resolve(region: Region): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * Coalesces the CreateRegion calls for one agent: a call that finds a lane free goes out at
+ * once (on the next microtask, with the calls made in the same tick); while every lane has a
+ * call in flight, new calls queue, and the next lane to come back sends all of them as one
+ * CreateRegions call. One allocation alone pays no wait; sixteen concurrent ones share a few
+ * HTTP requests, which is most of what a region costs the API and the agent.
+ *
+ * Each call keeps its own outcome: a region the agent refuses (tier full, bad size) fails only
+ * that call, with the code CreateRegion would have answered. A failed request (agent down, past
+ * the deadline) fails every call in it, as each would have failed alone. An agent that does not
+ * know CreateRegions (older than this API) is sent single CreateRegion calls from then on.
+ *
+ * Runtime-neutral (microtasks, no timers): the calls' own deadline bounds every wait.
+ */
+export class CreateRegionBatcher {
+  private queue: Waiter[] = [];
+  private inFlight = 0;
+  private scheduled = false;
+  private batched = true;
+
+  constructor(
+    private readonly client: AgentClient,
+    private readonly timeoutMs: number,
+    private readonly lanes = 1,
+  ) {}
+
+  create(req: CreateRegionRequest): Promise<Region> {
+    if (!this.batched) return this.client.createRegion(req, { timeoutMs: this.timeoutMs });
+    return new Promise<Region>((resolve, reject) => {
+      this.queue.push({ req, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.inFlight >= this.lanes || this.queue.length === 0) return;
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      while (this.inFlight < this.lanes && this.queue.length > 0) {
+        const batch = this.queue.splice(0, MAX_CREATE_BATCH);
+        this.inFlight++;
+        void this.send(batch).finally(() => {
+          this.inFlight--;
+          this.schedule();
+        });
+      }
+    });
+  }
+
+  private async send(batch: readonly Waiter[]): Promise<void> {
+    if (!this.batched) {
+      for (const w of batch) this.create(w.req).then(w.resolve, w.reject);
+      return;
+    }
+    let results: CreateRegionResult[];
+    try {
+      const res = await this.client.createRegions(
+        { regions: batch.map((w) => w.req) },
+        { timeoutMs: this.timeoutMs },
+      );
+      results = res.results;
+    } catch (e) {
+      if (ConnectError.from(e).code === Code.Unimplemented) {
+        // An agent older than CreateRegions: one call per region, now and from now on.
+        this.batched = false;
+        for (const w of batch) this.create(w.req).then(w.resolve, w.reject);
+        return;
+      }
+      for (const w of batch) w.reject(e);
+      return;
+    }
+    batch.forEach((w, i) => {
+      const r = results[i]?.result;
+      if (r?.case === "region") w.resolve(r.value);
+      else if (r?.case === "error") w.reject(new ConnectError(r.value.message, codeOf(r.value.code)));
+      else
+        w.reject(
+          new ConnectError(
+            `agent answered ${results.length} results for ${batch.length} regions`,
+            Code.Internal,
+          ),
+        );
+    });
+  }
+}

@@ -1,0 +1,176 @@
+import type { Payload, PayloadId } from "@pm/domain";
+import { num, PAYLOAD_COLUMNS, POSTGRES_BIND, payloadFrom, payloadValues, type Row } from "../sql/rows.ts";
+
+/**
+ * The single statements of AllocatePayload and CommitPayload (read a payload, insert one,
+ * compare-and-set one) for a whole batch of concurrent calls as one statement each (group commit,
+ * see group-commit.ts and ADR 0006). They replace statements that ran alone in autocommit mode,
+ * each in its own implicit transaction, so sharing a statement and its commit changes no outcome:
+ * every call still gets its own answer.
+ *
+ * Rows travel as one jsonb array (jsonb_to_recordset): one parameter whatever the batch size, no
+ * array-literal quoting of JSON locations and IPC handles. Handles travel as hex text.
+ */
+
+/** The SQL type of each payload column in the recordset; location is its JSON text, cast on use. */
+const RECORD_TYPES: Readonly<Record<string, string>> = {
+  id: "text",
+  namespace: "text",
+  size_bytes: "bigint",
+  state: "text",
+  version: "bigint",
+  tier: "text",
+  agent_id: "text",
+  host: "text",
+  length_bytes: "bigint",
+  location: "text",
+  ipc_handle: "text",
+  pending_tier: "text",
+  pending_agent_id: "text",
+  pending_host: "text",
+  pending_length_bytes: "bigint",
+  pending_location: "text",
+  pending_ipc_handle: "text",
+  created_at: "bigint",
+  updated_at: "bigint",
+  expires_at: "bigint",
+  last_access_at: "bigint",
+  no_evict: "boolean",
+  eviction_priority: "text",
+  require_durable: "boolean",
+  spill_target: "text",
+  min_residency_tier: "text",
+  checksum: "text",
+};
+
+for (const c of PAYLOAD_COLUMNS) {
+  if (!RECORD_TYPES[c]) throw new Error(`payload column ${c} has no recordset type in payload-batches.ts`);
+}
+
+/** The recordset value of a column: jsonb for locations, bytea from hex for IPC handles. */
+function decoded(c: string): string {
+  if (c.endsWith("location")) return `r.${c}::jsonb`;
+  if (c.endsWith("ipc_handle")) return `decode(r.${c}, 'hex')`;
+  return `r.${c}`;
+}
+
+const RECORDSET = (extra: string) =>
+  `jsonb_to_recordset($1::jsonb) AS r (${PAYLOAD_COLUMNS.map((c) => `${c} ${RECORD_TYPES[c]}`).join(", ")}${extra})`;
+
+/** One payload as a recordset element (column name → JSON value). */
+function payloadRecord(p: Payload): Record<string, unknown> {
+  const values = payloadValues(p, POSTGRES_BIND);
+  const rec: Record<string, unknown> = {};
+  PAYLOAD_COLUMNS.forEach((c, i) => {
+    const v = values[i];
+    rec[c] = v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("hex") : v;
+  });
+  return rec;
+}
+
+// ---- reads -------------------------------------------------------------------------------------
+
+export const READ_BATCH_SQL = `SELECT ${PAYLOAD_COLUMNS.join(", ")} FROM payloads WHERE id = ANY($1::text[])`;
+
+export const readBatchParams = (ids: readonly PayloadId[]): unknown[] => [[...new Set(ids)]];
+
+export function readBatchResults(ids: readonly PayloadId[], rows: readonly Row[]): (Payload | undefined)[] {
+  const byId = new Map(rows.map((r) => [r.id as string, r]));
+  return ids.map((id) => {
+    const r = byId.get(id);
+    return r && payloadFrom(r);
+  });
+}
+
+// ---- inserts -----------------------------------------------------------------------------------
+
+export const INSERT_BATCH_SQL = `INSERT INTO payloads (${PAYLOAD_COLUMNS.join(", ")})
+SELECT ${PAYLOAD_COLUMNS.map(decoded).join(", ")} FROM ${RECORDSET("")}`;
+
+export const insertBatchParams = (ps: readonly Payload[]): unknown[] => [
+  JSON.stringify(ps.map(payloadRecord)),
+];
+
+// ---- compare-and-set ---------------------------------------------------------------------------
+
+/** One CommitPayload write: the new row, if the stored one still has `expected`'s values. */
+export interface PayloadCas {
+  readonly next: Payload;
+  readonly expected: Pick<Payload, "version" | "state" | "updatedAt">;
+}
+
+/**
+ * The row is locked by another transaction (a delete, move, expiry or reap holds it FOR UPDATE),
+ * is absent, or is written twice in one batch: the call runs alone, as a statement that waits
+ * for the lock and then compares against the row as that transaction left it.
+ */
+export const CAS_BUSY = Symbol("cas-busy");
+
+/**
+ * Payload rows are reached only through `id = ANY(ids)`, an index condition whatever the table's
+ * statistics say: joined to the recordset instead, a table that grew since it was last analyzed
+ * (a fresh catalog filling up) was planned as a merge join over a scan of the whole primary key.
+ *
+ * Rows some transaction holds locked are skipped (SKIP LOCKED), not waited for, so one lock
+ * holder cannot stall the commits of the whole replica; FOR NO KEY UPDATE does not conflict with
+ * the FOR KEY SHARE that lease grants take.
+ */
+export const CAS_BATCH_SQL = `
+WITH r AS (
+  SELECT * FROM ${RECORDSET(", expected_version bigint, expected_state text, expected_updated_at bigint, ord int")}
+),
+locked AS (
+  SELECT id FROM payloads WHERE id = ANY($2::text[]) ORDER BY id FOR NO KEY UPDATE SKIP LOCKED
+),
+changed AS (
+  UPDATE payloads t SET ${PAYLOAD_COLUMNS.slice(1)
+    .map((c) => `${c} = ${decoded(c)}`)
+    .join(", ")}
+  FROM r
+  WHERE t.id = ANY(ARRAY(SELECT id FROM locked)) AND t.id = r.id
+    AND t.version = r.expected_version AND t.state = r.expected_state AND t.updated_at = r.expected_updated_at
+  RETURNING t.id
+)
+SELECT r.ord, EXISTS (SELECT 1 FROM changed c WHERE c.id = r.id) AS changed,
+       EXISTS (SELECT 1 FROM locked l WHERE l.id = r.id) AS locked
+FROM r ORDER BY r.ord`;
+
+/** Later writes of an id already in the batch are left out of the statement (they run alone). */
+function firstOfEach(batch: readonly PayloadCas[]): boolean[] {
+  const seen = new Set<string>();
+  return batch.map((c) => {
+    if (seen.has(c.next.id)) return false;
+    seen.add(c.next.id);
+    return true;
+  });
+}
+
+export function casBatchParams(batch: readonly PayloadCas[]): unknown[] {
+  const first = firstOfEach(batch);
+  const records = batch.flatMap((c, ord) =>
+    first[ord]
+      ? [
+          {
+            ...payloadRecord(c.next),
+            expected_version: c.expected.version,
+            expected_state: c.expected.state,
+            expected_updated_at: c.expected.updatedAt,
+            ord,
+          },
+        ]
+      : [],
+  );
+  return [JSON.stringify(records), batch.filter((_, ord) => first[ord]).map((c) => c.next.id)];
+}
+
+export function casBatchResults(
+  batch: readonly PayloadCas[],
+  rows: readonly Row[],
+): (boolean | typeof CAS_BUSY)[] {
+  const byOrd = new Map(rows.map((r) => [num(r.ord), r]));
+  return batch.map((_, ord) => {
+    const r = byOrd.get(ord);
+    if (!r || r.locked !== true) return CAS_BUSY;
+    return r.changed === true;
+  });
+}
