@@ -37,6 +37,10 @@ export interface NativeBinding {
     size: number,
     options?: { mode?: number; exclusive?: boolean },
   ): Promise<{ path: string; size: number; preallocated: boolean }>;
+  fileCreateMany(
+    files: readonly { path: string; size: number; mode?: number }[],
+    options?: { exclusive?: boolean },
+  ): Promise<({ path: string; size: number; preallocated: boolean } | Error)[]>;
   mapFile(path: string, options?: BindingMapOptions): Buffer;
   mapFd(fd: number, options?: BindingMapOptions): Buffer;
   fsyncPath(path: string): Promise<void>;

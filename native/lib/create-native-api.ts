@@ -70,6 +70,16 @@ export function createNativeApi(binding: NativeBinding): NativeApi {
     listShm: (prefix) => binding.listShm(prefix),
     mapShm: (name, options = {}) => mapping(binding, binding.mapShm(name, options), options),
     createFile: (path, size, options) => settle(() => binding.fileCreate(resolve(path), size, options)),
+    createFiles: (files, options) =>
+      settle(() =>
+        binding.fileCreateMany(
+          // Malformed lists go to the addon as given: it refuses them with EINVAL.
+          Array.isArray(files)
+            ? files.map((f) => (typeof f?.path === "string" ? { ...f, path: resolve(f.path) } : f))
+            : files,
+          options,
+        ),
+      ),
     mapFile: (path, options = {}) => mapping(binding, binding.mapFile(resolve(path), options), options),
     statFs: (path) => binding.statFs(resolve(path)) as FsInfo,
     fsync: (path) => settle(() => binding.fsyncPath(resolve(path))),

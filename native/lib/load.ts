@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import type { NativeBinding } from "./binding.ts";
 
 /** The ABI the TypeScript side expects; a stale build reports another number. */
-export const NATIVE_ABI_VERSION = 1;
+export const NATIVE_ABI_VERSION = 2;
 
 /** Environment variable naming an explicit addon file (used by bundles such as the GPU checks). */
 export const NATIVE_ADDON_ENV = "PM_NATIVE_ADDON";

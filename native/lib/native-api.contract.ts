@@ -183,6 +183,32 @@ export function nativeApiContract(label: string, makeApi: () => NativeApi): void
       expect(thrownCode(() => api.mapFile(join(dir, "missing")))).toBe("ENOENT");
     });
 
+    it("creates many file regions in one call, each succeeding or failing on its own", async () => {
+      const taken = join(dir, `taken-${counter++}`);
+      await api.createFile(taken, 10);
+      const fresh = [join(dir, `many-${counter++}`), join(dir, `many-${counter++}`)];
+      const results = await api.createFiles([
+        { path: fresh[0]!, size: 4096 },
+        { path: taken, size: 20 },
+        { path: fresh[1]!, size: 100_000, mode: 0o640 },
+        { path: join(dir, "missing-dir", "x"), size: 1 },
+      ]);
+      expect(results).toHaveLength(4);
+      expect(results[0]).toMatchObject({ path: fresh[0], size: 4096 });
+      expect(results[1]).toBeInstanceOf(Error);
+      expect(results[1]).toMatchObject({ code: "EEXIST" });
+      expect(results[2]).toMatchObject({ path: fresh[1], size: 100_000 });
+      expect(results[3]).toMatchObject({ code: "ENOENT" });
+      expect(statSync(fresh[0]!).size).toBe(4096);
+      expect(statSync(fresh[1]!).mode & 0o777).toBe(0o640);
+      expect(statSync(taken).size).toBe(10); // the existing file was left alone
+      // Not exclusive: an existing file is resized instead.
+      const [resized] = await api.createFiles([{ path: taken, size: 30 }], { exclusive: false });
+      expect(resized).toMatchObject({ path: taken, size: 30 });
+      expect(statSync(taken).size).toBe(30);
+      await expect(api.createFiles([])).resolves.toEqual([]);
+    });
+
     it("maps an existing file read-only", () => {
       const path = join(dir, `plain-${counter++}`);
       writeFileSync(path, "hello mapped world");

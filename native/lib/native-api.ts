@@ -250,6 +250,15 @@ export interface NativeApi {
    * or hugetlbfs mount this makes a RAM region backed by huge pages.
    */
   createFile(path: string, size: number, options?: FileCreateOptions): Promise<FileRegion>;
+  /**
+   * Many createFile()s in one trip off the JS thread (one libuv pool task, not one each). Each
+   * file succeeds or fails on its own: the answer holds its FileRegion or its Error (with the
+   * `code` createFile would have rejected with), in the order given.
+   */
+  createFiles(
+    files: readonly { path: string; size: number; mode?: number }[],
+    options?: { exclusive?: boolean },
+  ): Promise<(FileRegion | Error)[]>;
   mapFile(path: string, options?: MapOptions): RegionMapping;
   statFs(path: string): FsInfo;
   /** fsync a file or directory, off the JS thread. */

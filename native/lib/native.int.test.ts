@@ -4,7 +4,7 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomFillSync } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -218,6 +218,26 @@ describe("file regions", () => {
     await expect(api.createFile(path, 8192, { exclusive: false })).resolves.toMatchObject({ size: 8192 });
     expect(statSync(path).size).toBe(8192);
     expect(readFileSync(path).toString("latin1", 0, 3)).toBe("abc");
+  });
+
+  it("creates many files preallocated in one call, and refuses malformed lists before touching any", async () => {
+    const ram = mkdtempSync("/dev/shm/pm-int-many-");
+    try {
+      const paths = Array.from({ length: 20 }, (_, i) => join(ram, `r${i}`));
+      const made = await api.createFiles(paths.map((path, i) => ({ path, size: 4096 * (i + 1) })));
+      expect(made).toEqual(paths.map((path, i) => ({ path, size: 4096 * (i + 1), preallocated: true })));
+      for (const bad of [
+        "not a list",
+        [{ path: join(ram, "zero"), size: 0 }],
+        [{ path: join(ram, "nosize") }],
+        [{ path: join(ram, "ok"), size: 1 }, 7],
+      ]) {
+        await expect(api.createFiles(bad as never)).rejects.toMatchObject({ code: "EINVAL" });
+      }
+      expect(readdirSync(ram).sort()).toEqual(paths.map((p) => p.slice(ram.length + 1)).sort());
+    } finally {
+      rmSync(ram, { recursive: true, force: true });
+    }
   });
 
   it("refuses directories where a regular file is needed, and fsyncs directories", async () => {

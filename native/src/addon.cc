@@ -18,7 +18,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   pm::InitFile(env, exports);
   pm::InitChecksum(env, exports);
   pm::InitCuda(env, exports);
-  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  exports.Set("abiVersion", Napi::Number::New(env, 2));
   return exports;
 }
 

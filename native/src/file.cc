@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "common.h"
 #include "regions.h"
@@ -53,68 +54,102 @@ std::string FsType(long magic) {
   }
 }
 
+// One file region to create, and how it went.
+struct FileCreateJob {
+  std::string path;
+  uint64_t size = 0;
+  unsigned mode = 0600;
+  bool preallocated = false;
+  Failure failure;
+};
+
+void FailCreate(FileCreateJob* job, int fd, bool created, const char* syscall, int err) {
+  job->failure = SysFailure(syscall, err, job->path + " (" + std::to_string(job->size) + " bytes)", "");
+  close(fd);
+  if (created) unlink(job->path.c_str());
+}
+
+// Creates (or, not exclusive, resizes) one file with its blocks reserved; off the JS thread.
+void CreateFileRegion(FileCreateJob* job, bool exclusive) {
+  bool created = true;
+  int fd = open(job->path.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, job->mode);
+  if (fd < 0 && errno == EEXIST && !exclusive) {
+    created = false;
+    fd = open(job->path.c_str(), O_RDWR | O_CLOEXEC);
+  }
+  if (fd < 0) {
+    job->failure = SysFailure("open", errno, job->path, "");
+    return;
+  }
+  if (created && fchmod(fd, job->mode) != 0) return FailCreate(job, fd, created, "fchmod", errno);
+  struct statfs sfs;
+  if (fstatfs(fd, &sfs) == 0 && static_cast<long>(sfs.f_type) == kHugetlbfsMagic && sfs.f_bsize > 0) {
+    // hugetlbfs sizes are whole huge pages.
+    uint64_t page = static_cast<uint64_t>(sfs.f_bsize);
+    job->size = (job->size + page - 1) / page * page;
+  }
+  if (ftruncate(fd, static_cast<off_t>(job->size)) != 0) return FailCreate(job, fd, created, "ftruncate", errno);
+  // Reserve the blocks now so writers get ENOSPC here, not SIGBUS or a short
+  // write later. Filesystems without fallocate keep the sparse file.
+  if (fallocate(fd, 0, 0, static_cast<off_t>(job->size)) == 0) {
+    job->preallocated = true;
+  } else if (errno != EOPNOTSUPP && errno != ENOSYS) {
+    return FailCreate(job, fd, created, "fallocate", errno);
+  }
+  close(fd);
+}
+
+Napi::Object FileRegionValue(Napi::Env env, const FileCreateJob& job) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("path", job.path);
+  out.Set("size", SizeValue(env, job.size));
+  out.Set("preallocated", Napi::Boolean::New(env, job.preallocated));
+  return out;
+}
+
 class FileCreateWorker : public PromiseWorker {
  public:
-  FileCreateWorker(Napi::Env env, std::string path, uint64_t size, unsigned mode, bool exclusive)
-      : PromiseWorker(env, "pm:fileCreate"), path_(std::move(path)), size_(size), mode_(mode), exclusive_(exclusive) {}
+  FileCreateWorker(Napi::Env env, FileCreateJob job, bool exclusive)
+      : PromiseWorker(env, "pm:fileCreate"), job_(std::move(job)), exclusive_(exclusive) {}
 
  protected:
   void Execute() override {
-    bool created = true;
-    int fd = open(path_.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, mode_);
-    if (fd < 0 && errno == EEXIST && !exclusive_) {
-      created = false;
-      fd = open(path_.c_str(), O_RDWR | O_CLOEXEC);
-    }
-    if (fd < 0) {
-      failure_ = SysFailure("open", errno, path_, "");
-      return;
-    }
-    if (created && fchmod(fd, mode_) != 0) {
-      Fail(fd, created, "fchmod", errno);
-      return;
-    }
-    struct statfs sfs;
-    if (fstatfs(fd, &sfs) == 0 && static_cast<long>(sfs.f_type) == kHugetlbfsMagic && sfs.f_bsize > 0) {
-      // hugetlbfs sizes are whole huge pages.
-      uint64_t page = static_cast<uint64_t>(sfs.f_bsize);
-      size_ = (size_ + page - 1) / page * page;
-    }
-    if (ftruncate(fd, static_cast<off_t>(size_)) != 0) {
-      Fail(fd, created, "ftruncate", errno);
-      return;
-    }
-    // Reserve the blocks now so writers get ENOSPC here, not SIGBUS or a short
-    // write later. Filesystems without fallocate keep the sparse file.
-    if (fallocate(fd, 0, 0, static_cast<off_t>(size_)) == 0) {
-      preallocated_ = true;
-    } else if (errno != EOPNOTSUPP && errno != ENOSYS) {
-      Fail(fd, created, "fallocate", errno);
-      return;
-    }
-    close(fd);
+    CreateFileRegion(&job_, exclusive_);
+    failure_ = job_.failure;
+  }
+
+  Napi::Value Result(Napi::Env env) override { return FileRegionValue(env, job_); }
+
+ private:
+  FileCreateJob job_;
+  bool exclusive_;
+};
+
+// Many files in one trip to the libuv pool (the tier agent's CreateRegions):
+// each succeeds or fails on its own.
+class FileCreateManyWorker : public PromiseWorker {
+ public:
+  FileCreateManyWorker(Napi::Env env, std::vector<FileCreateJob> jobs, bool exclusive)
+      : PromiseWorker(env, "pm:fileCreateMany"), jobs_(std::move(jobs)), exclusive_(exclusive) {}
+
+ protected:
+  void Execute() override {
+    for (FileCreateJob& job : jobs_) CreateFileRegion(&job, exclusive_);
   }
 
   Napi::Value Result(Napi::Env env) override {
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("path", path_);
-    out.Set("size", SizeValue(env, size_));
-    out.Set("preallocated", Napi::Boolean::New(env, preallocated_));
+    Napi::Array out = Napi::Array::New(env, jobs_.size());
+    for (size_t i = 0; i < jobs_.size(); i++) {
+      const FileCreateJob& job = jobs_[i];
+      out.Set(static_cast<uint32_t>(i),
+              job.failure.failed() ? MakeError(env, job.failure).Value() : FileRegionValue(env, job));
+    }
     return out;
   }
 
  private:
-  void Fail(int fd, bool created, const char* syscall, int err) {
-    failure_ = SysFailure(syscall, err, path_ + " (" + std::to_string(size_) + " bytes)", "");
-    close(fd);
-    if (created) unlink(path_.c_str());
-  }
-
-  std::string path_;
-  uint64_t size_;
-  unsigned mode_;
+  std::vector<FileCreateJob> jobs_;
   bool exclusive_;
-  bool preallocated_ = false;
 };
 
 // fileCreate(path, size, {mode = 0o600, exclusive = true}) -> Promise<{path, size, preallocated}>
@@ -130,7 +165,38 @@ Napi::Value FileCreate(const Napi::CallbackInfo& info) {
       !OptBool(env, options, "exclusive", true, &exclusive)) {
     return env.Undefined();
   }
-  return (new FileCreateWorker(env, path, size, mode, exclusive))->Start();
+  FileCreateJob job;
+  job.path = path;
+  job.size = size;
+  job.mode = mode;
+  return (new FileCreateWorker(env, std::move(job), exclusive))->Start();
+}
+
+// fileCreateMany([{path, size, mode = 0o600}], {exclusive = true})
+//   -> Promise<Array<{path, size, preallocated} | Error>>, in input order
+Napi::Value FileCreateMany(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray()) return Throw(env, "EINVAL", "files must be an array of {path, size, mode}");
+  Napi::Array files = info[0].As<Napi::Array>();
+  Napi::Object options;
+  bool exclusive = true;
+  if (!ArgOptions(info, 1, &options) || !OptBool(env, options, "exclusive", true, &exclusive)) return env.Undefined();
+  std::vector<FileCreateJob> jobs(files.Length());
+  for (uint32_t i = 0; i < files.Length(); i++) {
+    Napi::Value entry = files.Get(i);
+    if (!entry.IsObject()) return Throw(env, "EINVAL", "files[" + std::to_string(i) + "] must be an object {path, size, mode}");
+    Napi::Object file = entry.As<Napi::Object>();
+    Napi::Value path = file.Get("path");
+    if (!path.IsString()) return Throw(env, "EINVAL", "files[" + std::to_string(i) + "].path must be a string");
+    jobs[i].path = path.As<Napi::String>().Utf8Value();
+    bool present = false;
+    if (!ValidPath(env, jobs[i].path, "path") || !OptSize(env, file, "size", &jobs[i].size, &present) ||
+        !OptMode(env, file, "mode", 0600, &jobs[i].mode)) {
+      return env.Undefined();
+    }
+    if (!present) return Throw(env, "EINVAL", "files[" + std::to_string(i) + "].size is required");
+  }
+  return (new FileCreateManyWorker(env, std::move(jobs), exclusive))->Start();
 }
 
 // mapFile(path, {writable, copyOnWrite, offset, length, prefault, hugePages}) -> Buffer
@@ -389,6 +455,7 @@ Napi::Value StatFs(const Napi::CallbackInfo& info) {
 
 void InitFile(Napi::Env env, Napi::Object exports) {
   exports.Set("fileCreate", Napi::Function::New(env, FileCreate, "fileCreate"));
+  exports.Set("fileCreateMany", Napi::Function::New(env, FileCreateMany, "fileCreateMany"));
   exports.Set("mapFile", Napi::Function::New(env, MapFile, "mapFile"));
   exports.Set("mapFd", Napi::Function::New(env, MapFdBinding, "mapFd"));
   exports.Set("fsyncPath", Napi::Function::New(env, FsyncPath, "fsyncPath"));

@@ -19,7 +19,7 @@ try {
   console.log(
     metrics
       .split("\n")
-      .filter((l) => l.startsWith("pm_catalog_group_commit_batch_size_"))
+      .filter((l) => /^pm_(catalog_group_commit|agent_create_regions)_batch_size_(sum|count)/.test(l))
       .join("\n"),
   );
 } finally {

@@ -35,7 +35,7 @@ export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}):
   mkdirSync(resolve(config.dataDir), { recursive: true, mode: 0o700 });
   const metrics = new PromMetrics();
   const catalog = await openCatalog(config.catalogUrl, {
-    postgres: { onGroupCommit: (size) => metrics.observeGroupCommit(size) },
+    postgres: { onGroupCommit: (size, statement) => metrics.observeGroupCommit(size, statement) },
   });
   const clock = { now: () => Date.now() };
   // Agents hold GPU/RAM/DISK bytes; with an object store, OBJECT placements live there (the API
@@ -45,6 +45,7 @@ export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}):
     clock,
     agentTtlMs: config.agentTtlMs,
     objectStore: config.objectStore,
+    onCreateBatch: (size) => metrics.observeAgentBatch(size),
   });
   const { allocator, presigner } = regions;
   // On its own, the API enqueues follow-up work on the worker's BullMQ queue; enqueue fails fast

@@ -11,6 +11,7 @@ import { reconcile } from "./reconcile.ts";
 import { type Logger, Registration } from "./registration.ts";
 import { tierAgentService } from "./service.ts";
 import { TierAgent } from "./tier-agent.ts";
+import { coalescedCreateFile } from "./tiers/coalesced-create.ts";
 import { diskTier } from "./tiers/disk.ts";
 import { gpuCopier, gpuTiers } from "./tiers/gpu.ts";
 import { objectTier } from "./tiers/object.ts";
@@ -42,11 +43,8 @@ export async function startAgent(
       { err: native.error.message },
       "native addon unavailable: regions are created sparse and the GPU tier is off",
     );
-  const createFile = native.ok
-    ? async (path: string, size: number, mode: number) => {
-        await native.api.createFile(path, size, { mode, exclusive: true });
-      }
-    : undefined;
+  // Regions created together (a CreateRegions call) share one trip to the libuv pool.
+  const createFile = native.ok ? coalescedCreateFile(native.api.createFiles) : undefined;
   const backends: TierBackend[] = [];
   if (config.tiers.ram.enabled) backends.push(ramTier(config.tiers.ram, createFile));
   if (config.tiers.disk.enabled) backends.push(diskTier(config.tiers.disk, createFile));

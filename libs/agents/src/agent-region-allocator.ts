@@ -37,6 +37,8 @@ export interface AgentRegionAllocatorOptions {
    * fresh read, so a new agent or a freed tier is seen at once.
    */
   readonly agentsCacheMs?: number;
+  /** Called with the number of regions in every CreateRegions call sent (for metrics). */
+  readonly onCreateBatch?: (size: number) => void;
 }
 
 /** Placement failures that a fresher agent list may avoid. */
@@ -68,7 +70,10 @@ export class AgentRegionAllocator implements RegionAllocator {
   private creatorFor(endpoint: string): CreateRegionBatcher {
     let c = this.creators.get(endpoint);
     if (!c) {
-      c = new CreateRegionBatcher(this.clientFor(endpoint), this.opts.timeoutMs ?? 10_000);
+      c = new CreateRegionBatcher(this.clientFor(endpoint), {
+        timeoutMs: this.opts.timeoutMs ?? 10_000,
+        onBatch: this.opts.onCreateBatch,
+      });
       this.creators.set(endpoint, c);
     }
     return c;

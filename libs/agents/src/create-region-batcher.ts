@@ -6,6 +6,9 @@ import type { AgentClient } from "./agent-region-allocator.ts";
 /** Most regions in one CreateRegions call (the agent refuses more). */
 export const MAX_CREATE_BATCH = 256;
 
+/** How long an agent that does not know CreateRegions gets single calls before batches are tried again. */
+export const SINGLES_FOR_MS = 60_000;
+
 /** A status code number from the wire; one this client does not know is UNKNOWN. */
 const codeOf = (n: number): Code => (Number.isInteger(n) && n >= 1 && n <= 16 ? (n as Code) : Code.Unknown);
 
@@ -27,7 +30,7 @@ interface Waiter {
  * Each call keeps its own outcome: a region the agent refuses (tier full, bad size) fails only
  * that call, with the code CreateRegion would have answered. A failed request (agent down, past
  * the deadline) fails every call in it, as each would have failed alone. An agent that does not
- * know CreateRegions (older than this API) is sent single CreateRegion calls from then on.
+ * know CreateRegions (older than this API) is sent single CreateRegion calls for a minute at a time.
  *
  * Runtime-neutral (microtasks, no timers): the calls' own deadline bounds every wait.
  */
@@ -35,16 +38,25 @@ export class CreateRegionBatcher {
   private queue: Waiter[] = [];
   private inFlight = 0;
   private scheduled = false;
-  private batched = true;
+  /** Until when this agent gets single CreateRegion calls (it answered CreateRegions UNIMPLEMENTED). */
+  private singlesUntil = 0;
 
   constructor(
     private readonly client: AgentClient,
-    private readonly timeoutMs: number,
-    private readonly lanes = 1,
+    private readonly opts: {
+      /** Deadline of each CreateRegion(s) call. */
+      readonly timeoutMs: number;
+      /** CreateRegions calls in flight at once (default 1: the largest batches). */
+      readonly lanes?: number;
+      /** Called with the number of regions of every CreateRegions call sent. */
+      readonly onBatch?: ((size: number) => void) | undefined;
+    },
   ) {}
 
   create(req: CreateRegionRequest): Promise<Region> {
-    if (!this.batched) return this.client.createRegion(req, { timeoutMs: this.timeoutMs });
+    if (Date.now() < this.singlesUntil) {
+      return this.client.createRegion(req, { timeoutMs: this.opts.timeoutMs });
+    }
     return new Promise<Region>((resolve, reject) => {
       this.queue.push({ req, resolve, reject });
       this.schedule();
@@ -52,11 +64,11 @@ export class CreateRegionBatcher {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.inFlight >= this.lanes || this.queue.length === 0) return;
+    if (this.scheduled || this.inFlight >= (this.opts.lanes ?? 1) || this.queue.length === 0) return;
     this.scheduled = true;
     queueMicrotask(() => {
       this.scheduled = false;
-      while (this.inFlight < this.lanes && this.queue.length > 0) {
+      while (this.inFlight < (this.opts.lanes ?? 1) && this.queue.length > 0) {
         const batch = this.queue.splice(0, MAX_CREATE_BATCH);
         this.inFlight++;
         void this.send(batch).finally(() => {
@@ -68,21 +80,23 @@ export class CreateRegionBatcher {
   }
 
   private async send(batch: readonly Waiter[]): Promise<void> {
-    if (!this.batched) {
-      for (const w of batch) this.create(w.req).then(w.resolve, w.reject);
-      return;
+    try {
+      this.opts.onBatch?.(batch.length);
+    } catch {
+      // metrics are best effort
     }
     let results: CreateRegionResult[];
     try {
       const res = await this.client.createRegions(
         { regions: batch.map((w) => w.req) },
-        { timeoutMs: this.timeoutMs },
+        { timeoutMs: this.opts.timeoutMs },
       );
       results = res.results;
     } catch (e) {
       if (ConnectError.from(e).code === Code.Unimplemented) {
-        // An agent older than CreateRegions: one call per region, now and from now on.
-        this.batched = false;
+        // An agent older than CreateRegions: one call per region, now and for the next minute
+        // (then batches are tried again, in case it was upgraded meanwhile).
+        this.singlesUntil = Date.now() + SINGLES_FOR_MS;
         for (const w of batch) this.create(w.req).then(w.resolve, w.reject);
         return;
       }

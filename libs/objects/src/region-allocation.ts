@@ -29,6 +29,8 @@ export function createRegionAllocation(opts: {
   readonly objectStore: ObjectStoreSettings | undefined;
   /** See AgentRegionAllocatorOptions.agentsCacheMs; default 1000 ms. */
   readonly agentsCacheMs?: number;
+  /** See AgentRegionAllocatorOptions.onCreateBatch. */
+  readonly onCreateBatch?: (size: number) => void;
 }): RegionAllocation {
   const agents = new AgentRegionAllocator({
     ...opts,

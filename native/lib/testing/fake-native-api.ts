@@ -433,6 +433,15 @@ export function createFakeNativeApi(options: FakeNativeOptions = {}): NativeApi 
       }
       return { path: file, size, preallocated: false };
     },
+    async createFiles(files, opts = {}) {
+      return Promise.all(
+        files.map((f) =>
+          api
+            .createFile(f.path, f.size, { mode: f.mode ?? 0o600, exclusive: opts.exclusive ?? true })
+            .catch((e: Error) => e),
+        ),
+      );
+    },
     mapFile(path, opts = {}) {
       const file = resolve(path);
       let content: Buffer;

@@ -20,7 +20,14 @@ export class PromMetrics implements Metrics {
 
   private readonly groupCommit = new Histogram({
     name: "pm_catalog_group_commit_batch_size",
-    help: "AcquireReadLease/ReleaseLease calls coalesced into one Postgres statement by group commit",
+    help: "Calls coalesced into one Postgres statement by group commit, by statement (leases, payload_reads, payload_inserts, payload_updates)",
+    labelNames: ["statement"] as const,
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers: [this.registry],
+  });
+  private readonly agentBatch = new Histogram({
+    name: "pm_agent_create_regions_batch_size",
+    help: "Region creations coalesced into one CreateRegions call to a tier agent",
     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
     registers: [this.registry],
   });
@@ -37,9 +44,14 @@ export class PromMetrics implements Metrics {
     this.latency.observe(labels, seconds);
   }
 
-  /** One group-commit batch of `size` calls was sent to Postgres. */
-  observeGroupCommit(size: number): void {
-    this.groupCommit.observe(size);
+  /** One group-commit batch of `size` calls of `statement` was sent to Postgres. */
+  observeGroupCommit(size: number, statement: string): void {
+    this.groupCommit.observe({ statement }, size);
+  }
+
+  /** One CreateRegions call carrying `size` regions was sent to a tier agent. */
+  observeAgentBatch(size: number): void {
+    this.agentBatch.observe(size);
   }
 
   async render() {

@@ -101,8 +101,8 @@ export interface PayloadCas {
 
 /**
  * The row is locked by another transaction (a delete, move, expiry or reap holds it FOR UPDATE),
- * is absent, or is written twice in one batch: the call runs alone, as a statement that waits
- * for the lock and then compares against the row as that transaction left it.
+ * or is written twice in one batch: the call runs alone, as a statement that waits for the lock
+ * and then compares against the row as that transaction left it. (A missing row just answers false.)
  */
 export const CAS_BUSY = Symbol("cas-busy");
 
@@ -132,7 +132,8 @@ changed AS (
   RETURNING t.id
 )
 SELECT r.ord, EXISTS (SELECT 1 FROM changed c WHERE c.id = r.id) AS changed,
-       EXISTS (SELECT 1 FROM locked l WHERE l.id = r.id) AS locked
+       EXISTS (SELECT 1 FROM locked l WHERE l.id = r.id) AS locked,
+       EXISTS (SELECT 1 FROM payloads p WHERE p.id = r.id) AS present
 FROM r ORDER BY r.ord`;
 
 /** Later writes of an id already in the batch are left out of the statement (they run alone). */
@@ -170,6 +171,8 @@ export function casBatchResults(
   const byOrd = new Map(rows.map((r) => [num(r.ord), r]));
   return batch.map((_, ord) => {
     const r = byOrd.get(ord);
+    // No such row (a plain read sees rows whatever locks them): nothing to compare with.
+    if (r && r.present !== true) return false;
     if (!r || r.locked !== true) return CAS_BUSY;
     return r.changed === true;
   });

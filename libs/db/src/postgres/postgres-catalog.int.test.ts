@@ -516,6 +516,306 @@ describe("PostgresCatalog", () => {
     });
   });
 
+  describe("group commit of payload reads, inserts and compare-and-sets", () => {
+    /** Records every group-commit statement sent, by kind. */
+    const recorder = () => {
+      const sent: { statement: string; size: number }[] = [];
+      return {
+        sent,
+        onGroupCommit: (size: number, statement: string) => sent.push({ statement, size }),
+        sizes: (statement: string) => sent.filter((b) => b.statement === statement).map((b) => b.size),
+      };
+    };
+    const expectedOf = (p: Payload) => ({ version: p.version, state: p.state, updatedAt: p.updatedAt });
+    const stored = (catalog: PostgresCatalog, id: ReturnType<typeof pid>) =>
+      catalog.transaction((t) => t.getPayload(id));
+
+    /** Every optional field set: a GPU placement (handle bytes 00, ff, quote, backslash) moving to disk. */
+    const gpuToDisk = (n: number): Payload => ({
+      id: pid(n),
+      namespace: "ns-full",
+      sizeBytes: 2 ** 40 + n,
+      state: "SPILLING",
+      version: 7,
+      placement: {
+        tier: "GPU",
+        agentId: "gpu-agent",
+        host: "gpu-host",
+        lengthBytes: 2 ** 40 + n,
+        location: {
+          kind: "gpu",
+          deviceId: 3,
+          ipcHandle: new Uint8Array([0, 1, 0x5c, 0x22, 0x7f, 0x80, 0xfe, 0xff, n]),
+        },
+      },
+      pendingPlacement: {
+        tier: "DISK",
+        agentId: "disk-agent",
+        host: "disk-host",
+        lengthBytes: 2 ** 40 + n,
+        location: { kind: "disk", path: `/data/it's "quoted" \\ é/${n}`, offsetBytes: 4096 * n },
+      },
+      createdAt: 1_700_000_000_000 + n,
+      updatedAt: 1_700_000_000_500 + n,
+      expiresAt: 1_800_000_000_000 + n,
+      lastAccessAt: 1_700_000_000_900 + n,
+      noEvict: true,
+      evictionPolicy: {
+        priority: "HIGH",
+        requireDurable: true,
+        spillTarget: "OBJECT",
+        minResidencyTier: "RAM",
+      },
+      checksum: `sha256:${"ab".repeat(32)}`,
+    });
+    /** The other way round: stored in the object store, the pending placement on a GPU. */
+    const objectToGpu = (n: number): Payload => ({
+      ...gpuToDisk(n),
+      state: "ACTIVE",
+      version: 3,
+      placement: {
+        tier: "OBJECT",
+        agentId: "",
+        host: "s3",
+        lengthBytes: 99,
+        location: { kind: "object", bucket: "bucket", key: `ключ/${n}` },
+      },
+      pendingPlacement: {
+        tier: "GPU",
+        agentId: "gpu-agent",
+        host: "gpu-host",
+        lengthBytes: 99,
+        location: {
+          kind: "gpu",
+          deviceId: 0,
+          // A view into a larger buffer: only its own bytes are stored.
+          ipcHandle: new Uint8Array([9, 9, 9, 0xff, 0, n, 0, 9]).subarray(3, 7),
+        },
+      },
+      evictionPolicy: {
+        priority: "NEVER",
+        requireDurable: false,
+        spillTarget: "VOID",
+        minResidencyTier: "GPU",
+      },
+      checksum: "crc32c:00000000",
+    });
+
+    it("coalesces concurrent reads, each answered with its own payload", async () => {
+      const gc = recorder();
+      const catalog = await track(open({ groupCommitLanes: 1, onGroupCommit: gc.onGroupCommit }));
+      const rows = [payload(1), { ...payload(2), sizeBytes: 20, version: 2 }, gpuToDisk(3), objectToGpu(4)];
+      await catalog.transaction(async (t) => {
+        for (const p of rows) await t.insertPayload(p);
+      });
+      // Asked in an order other than the rows', with an unknown id and the same id twice.
+      const asked = [pid(4), pid(99), pid(2), pid(3), pid(2), pid(1), pid(98)];
+      const got = await Promise.all(asked.map((id) => catalog.autocommit((t) => t.getPayload(id))));
+      expect(Math.max(...gc.sizes("payload_reads"))).toBeGreaterThan(1);
+      expect(got).toEqual([rows[3], undefined, rows[1], rows[2], rows[1], rows[0], undefined]);
+    });
+
+    it("coalesces concurrent inserts and fails only the one whose id exists", async () => {
+      const gc = recorder();
+      const catalog = await track(open({ groupCommitLanes: 1, onGroupCommit: gc.onGroupCommit }));
+      const existing = { ...payload(5), namespace: "already-there", version: 9 };
+      await catalog.transaction((t) => t.insertPayload(existing));
+      // Payloads 1..10 (5 exists already), then 11 twice in the same batch.
+      const ps = [
+        ...Array.from({ length: 10 }, (_, i) => payload(i + 1)),
+        payload(11),
+        { ...payload(11), namespace: "second" },
+      ];
+      const results = await Promise.allSettled(ps.map((p) => catalog.autocommit((t) => t.insertPayload(p))));
+      results.forEach((r, i) => {
+        if (i + 1 === 5 || i === 11)
+          expect(r).toMatchObject({ status: "rejected", reason: { code: "23505" } });
+        else expect(r).toMatchObject({ status: "fulfilled" });
+      });
+      const inserts = gc.sizes("payload_inserts");
+      expect(inserts[0]).toBe(ps.length);
+      expect(inserts.slice(1)).toEqual(ps.map(() => 1)); // the failed batch ran again call by call
+      for (let n = 1; n <= 11; n++)
+        expect(await stored(catalog, pid(n))).toEqual(n === 5 ? existing : payload(n));
+    });
+
+    it("stores and reads back every field of a payload exactly through the batched statements", async () => {
+      const gc = recorder();
+      const catalog = await track(open({ groupCommitLanes: 1, onGroupCommit: gc.onGroupCommit }));
+      const ps = [gpuToDisk(1), objectToGpu(2), payload(3), gpuToDisk(4)];
+      await Promise.all(ps.map((p) => catalog.autocommit((t) => t.insertPayload(p))));
+      expect(gc.sizes("payload_inserts")).toEqual([ps.length]);
+      // Read back through the batch, and through a plain transaction (what the insert stored).
+      const batched = await Promise.all(ps.map((p) => catalog.autocommit((t) => t.getPayload(p.id))));
+      expect(gc.sizes("payload_reads")).toEqual([ps.length]);
+      expect(batched).toEqual(ps);
+      for (const p of ps) expect(await stored(catalog, p.id)).toEqual(p);
+    });
+
+    it("compare-and-sets concurrent updates in one statement, each with its own outcome", async () => {
+      const gc = recorder();
+      const catalog = await track(open({ groupCommitLanes: 1, onGroupCommit: gc.onGroupCommit }));
+      await catalog.transaction(async (t) => {
+        for (let n = 1; n <= 5; n++) await t.insertPayload(payload(n));
+      });
+      const before = payload(1);
+      const moved: Payload = { ...gpuToDisk(1), version: 2, updatedAt: 5 };
+      const bump = (n: number, version: number): Payload => ({ ...payload(n), version, updatedAt: 5 });
+      const cas = (next: Payload, expected: Pick<Payload, "version" | "state" | "updatedAt">) =>
+        catalog.autocommit((t) => t.updatePayloadIf(next, expected));
+      const got = await Promise.all([
+        cas(moved, expectedOf(before)), // matches: every field changes
+        cas(bump(2, 2), { ...expectedOf(payload(2)), version: 0 }), // stale version
+        cas(bump(3, 2), { ...expectedOf(payload(3)), state: "ALLOCATED" }), // stale state
+        cas(bump(4, 2), { ...expectedOf(payload(4)), updatedAt: 0 }), // stale updatedAt
+        cas(bump(5, 2), expectedOf(payload(5))), // the same row twice with the same expectation:
+        cas({ ...bump(5, 3), sizeBytes: 55 }, expectedOf(payload(5))), // exactly one wins
+        cas(bump(99, 2), expectedOf(payload(99))), // no such payload
+      ]);
+      expect(Math.max(...gc.sizes("payload_updates"))).toBeGreaterThan(1);
+      expect(got.slice(0, 4)).toEqual([true, false, false, false]);
+      expect(got.slice(4, 6).filter((won) => won)).toHaveLength(1);
+      expect(got[6]).toBe(false);
+      expect(await stored(catalog, pid(1))).toEqual(moved);
+      for (const n of [2, 3, 4]) expect(await stored(catalog, pid(n))).toEqual(payload(n));
+      expect(await stored(catalog, pid(5))).toEqual(got[4] ? bump(5, 2) : { ...bump(5, 3), sizeBytes: 55 });
+      expect(await stored(catalog, pid(99))).toBeUndefined();
+    });
+
+    for (const lockerChanges of [true, false]) {
+      it(`does not let a locked row stall the other compare-and-sets of its batch (locker ${lockerChanges ? "changes" : "keeps"} the row)`, async () => {
+        const gc = recorder();
+        // A statement_timeout so that a batch waiting for the lock fails instead of hanging.
+        const catalog = await track(
+          open({ groupCommitLanes: 1, statementTimeoutMs: 5_000, onGroupCommit: gc.onGroupCommit }),
+        );
+        await catalog.transaction(async (t) => {
+          for (let n = 1; n <= 3; n++) await t.insertPayload(payload(n));
+        });
+        const locker = new pg.Client({ connectionString: URL });
+        await locker.connect();
+        try {
+          await locker.query(`SET search_path TO ${schemas.at(-1)}`);
+          await locker.query("BEGIN");
+          await locker.query("SELECT 1 FROM payloads WHERE id = $1 FOR UPDATE", [pid(1)]);
+          const done: number[] = [];
+          const next = (n: number): Payload => ({
+            ...payload(n),
+            state: "DURABLE",
+            version: 2,
+            updatedAt: 5,
+          });
+          const [one, two, three] = [1, 2, 3].map((n) =>
+            catalog
+              .autocommit((t) => t.updatePayloadIf(next(n), expectedOf(payload(n))))
+              .then((won) => {
+                done.push(n);
+                return won;
+              }),
+          );
+          expect(await Promise.all([two, three])).toEqual([true, true]);
+          expect(gc.sizes("payload_updates")[0]).toBe(3); // all three went out in one statement
+          await new Promise((r) => setTimeout(r, 200));
+          expect(done).toEqual([2, 3]); // payload 1 still waits for its lock, alone
+          if (lockerChanges) {
+            await locker.query("UPDATE payloads SET state = 'DELETING', version = 2 WHERE id = $1", [pid(1)]);
+          }
+          await locker.query("COMMIT");
+          // Compared against the row as the locker left it.
+          expect(await one).toBe(!lockerChanges);
+          expect(await stored(catalog, pid(1))).toEqual(
+            lockerChanges ? { ...payload(1), state: "DELETING", version: 2 } : next(1),
+          );
+          for (const n of [2, 3]) expect(await stored(catalog, pid(n))).toEqual(next(n));
+        } finally {
+          await locker.end();
+        }
+      });
+    }
+
+    it("runs each statement alone with groupCommitLanes 0", async () => {
+      const gc = recorder();
+      const catalog = await track(open({ groupCommitLanes: 0, onGroupCommit: gc.onGroupCommit }));
+      await catalog.transaction((t) => t.insertPayload(payload(5)));
+      const inserted = await Promise.allSettled(
+        Array.from({ length: 6 }, (_, i) => catalog.autocommit((t) => t.insertPayload(payload(i + 1)))),
+      );
+      inserted.forEach((r, i) => {
+        if (i + 1 === 5) expect(r).toMatchObject({ status: "rejected", reason: { code: "23505" } });
+        else expect(r).toMatchObject({ status: "fulfilled" });
+      });
+      const read = await Promise.all(
+        [pid(1), pid(6), pid(99)].map((id) => catalog.autocommit((t) => t.getPayload(id))),
+      );
+      expect(read).toEqual([payload(1), payload(6), undefined]);
+      const next = { ...payload(1), version: 2, updatedAt: 5 };
+      const cas = await Promise.all([
+        catalog.autocommit((t) => t.updatePayloadIf(next, expectedOf(payload(1)))),
+        catalog.autocommit((t) => t.updatePayloadIf(next, expectedOf(payload(1)))),
+        catalog.autocommit((t) =>
+          t.updatePayloadIf({ ...payload(2), version: 2 }, { ...expectedOf(payload(2)), version: 0 }),
+        ),
+      ]);
+      expect(cas.filter((won) => won)).toHaveLength(1);
+      expect(cas[2]).toBe(false);
+      expect(await stored(catalog, pid(1))).toEqual(next);
+      expect(gc.sent.filter((b) => b.statement.startsWith("payload_"))).toEqual([]);
+    });
+
+    it("checks out no pooled connection for an autocommit session whose statements are all batched", async () => {
+      const gc = recorder();
+      const catalog = await track(
+        open({ poolSize: 1, groupCommitLanes: 1, onGroupCommit: gc.onGroupCommit }),
+      );
+      await catalog.transaction((t) => t.insertPayload(payload(1)));
+      let entered!: () => void;
+      const inside = new Promise<void>((r) => (entered = r));
+      let release!: () => void;
+      const holding = catalog.transaction(async (t) => {
+        await t.getPayload(pid(1));
+        entered();
+        await new Promise<void>((r) => (release = r));
+      });
+      await inside; // the only pooled connection is now inside that transaction
+      try {
+        expect(await catalog.autocommit((t) => t.getPayload(pid(1)))).toEqual(payload(1));
+        await catalog.autocommit((t) => t.insertPayload(payload(2)));
+        const next = { ...payload(2), version: 2, updatedAt: 5 };
+        expect(await catalog.autocommit((t) => t.updatePayloadIf(next, expectedOf(payload(2))))).toBe(true);
+        expect(gc.sent.map((b) => b.statement)).toEqual([
+          "payload_reads",
+          "payload_inserts",
+          "payload_updates",
+        ]);
+      } finally {
+        release();
+        await holding;
+      }
+      expect(await stored(catalog, pid(2))).toEqual({ ...payload(2), version: 2, updatedAt: 5 });
+    });
+
+    it("answers UNAVAILABLE to batched calls after close", async () => {
+      const gc = recorder();
+      const catalog = await track(open({ groupCommitLanes: 1, onGroupCommit: gc.onGroupCommit }));
+      await catalog.transaction((t) => t.insertPayload(payload(1)));
+      await catalog.close();
+      const results = await Promise.allSettled([
+        ...[1, 2, 3].map((n) => catalog.autocommit((t) => t.getPayload(pid(n)))),
+        ...[4, 5, 6].map((n) => catalog.autocommit((t) => t.insertPayload(payload(n)))),
+        ...[1, 7].map((n) =>
+          catalog.autocommit((t) => t.updatePayloadIf({ ...payload(n), version: 2 }, expectedOf(payload(n)))),
+        ),
+      ]);
+      for (const r of results) {
+        expect(r.status).toBe("rejected");
+        expectUnavailable((r as PromiseRejectedResult).reason as DomainError, /closed/);
+      }
+      expect(new Set(gc.sent.map((b) => b.statement))).toEqual(
+        new Set(["payload_reads", "payload_inserts", "payload_updates"]),
+      );
+    });
+  });
+
   it("rejects a schema name it would have to quote", async () => {
     const err = await rejection(PostgresCatalog.open({ url: URL, schema: "Robert'); DROP" }));
     expect(err).toMatchObject({ code: "INVALID_ARGUMENT" });

@@ -94,8 +94,11 @@ export interface PostgresCatalogOptions {
    * 0 turns coalescing off: each call is then its own one-statement transaction.
    */
   readonly groupCommitLanes?: number;
-  /** Called with the number of calls in every group-commit statement sent (for metrics). */
-  readonly onGroupCommit?: (size: number) => void;
+  /**
+   * Called with the number of calls in every group-commit statement sent, and which statement it
+   * was (for metrics).
+   */
+  readonly onGroupCommit?: (size: number, statement: GroupCommitStatement) => void;
   /** How often a transaction aborted by a serialization failure or deadlock is run again (default 5). */
   readonly maxRetries?: number;
   /** application_name of the connections, as pg_stat_activity shows it (default "payload-manager"). */
@@ -186,6 +189,16 @@ function errorContext(o: PostgresCatalogOptions): PgErrorContext {
   };
 }
 
+/** The statements group commit batches (the `statement` label of the batch-size metric). */
+export type GroupCommitStatement = "leases" | "payload_reads" | "payload_inserts" | "payload_updates";
+
+const WAITERS: Record<GroupCommitStatement, string> = {
+  leases: "lease calls",
+  payload_reads: "payload reads",
+  payload_inserts: "payload inserts",
+  payload_updates: "payload updates",
+};
+
 /** The group-commit batchers of the autocommit statements (see payload-batches.ts). */
 interface AutocommitBatches {
   readonly reads: GroupCommit<PayloadId, Payload | undefined>;
@@ -204,7 +217,7 @@ interface AutocommitBatches {
 export const LANE_SETTINGS = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off";
 
 /** Kinds of batched statement, each with `group_commit_lanes` connections of its own. */
-const BATCHED_STATEMENTS = 4;
+const BATCHED_STATEMENTS = Object.keys(WAITERS).length;
 
 /**
  * The catalog in Postgres (production): a connection pool shared by the replicas of a process,
@@ -229,7 +242,7 @@ export class PostgresCatalog implements Catalog {
     onGroupCommit: PostgresCatalogOptions["onGroupCommit"],
   ) {
     const batcher = <Req, Res>(
-      what: string,
+      statement: GroupCommitStatement,
       shape: { lanes: number; maxBatch: number },
       run: (batch: readonly Req[]) => Promise<readonly Res[]>,
     ) =>
@@ -243,27 +256,27 @@ export class PostgresCatalog implements Catalog {
         waitError: (waited) =>
           new DomainError(
             "UNAVAILABLE",
-            `no connection to the Postgres catalog at ${ctx.where} became available within ${ctx.connectTimeoutMs} ms (${what} waited ${waited} ms for a group-commit lane): every lane is busy; retry with backoff, or raise pool_size/group_commit_lanes if this persists`,
+            `no connection to the Postgres catalog at ${ctx.where} became available within ${ctx.connectTimeoutMs} ms (${WAITERS[statement]} waited ${waited} ms for a group-commit lane): every lane is busy; retry with backoff, or raise pool_size/group_commit_lanes if this persists`,
           ),
         run,
-        onBatch: (n) => onGroupCommit?.(n),
+        onBatch: (n) => onGroupCommit?.(n, statement),
       });
     // Lanes 0: no coalescing, each lease call is a batch of one on its own connection.
     const leaseShape = lanes === 0 ? { lanes: pool.options.max, maxBatch: 1 } : { lanes, maxBatch: 256 };
-    this.leases = batcher("lease calls", leaseShape, async (batch: readonly LeaseOp[]) =>
+    this.leases = batcher("leases", leaseShape, async (batch: readonly LeaseOp[]) =>
       leaseBatchResults(batch, await this.statement(this.lanePool, LEASE_BATCH_SQL, leaseBatchParams(batch))),
     );
     if (lanes > 0) {
       const shape = { lanes, maxBatch: 256 };
       this.batched = {
-        reads: batcher("payload reads", shape, async (ids: readonly PayloadId[]) =>
+        reads: batcher("payload_reads", shape, async (ids: readonly PayloadId[]) =>
           readBatchResults(ids, await this.statement(this.lanePool, READ_BATCH_SQL, readBatchParams(ids))),
         ),
-        inserts: batcher("payload inserts", shape, async (ps: readonly Payload[]) => {
+        inserts: batcher("payload_inserts", shape, async (ps: readonly Payload[]) => {
           await this.statement(this.lanePool, INSERT_BATCH_SQL, insertBatchParams(ps));
           return ps.map(() => undefined);
         }),
-        cas: batcher("payload updates", shape, async (batch: readonly PayloadCas[]) =>
+        cas: batcher("payload_updates", shape, async (batch: readonly PayloadCas[]) =>
           casBatchResults(batch, await this.statement(this.lanePool, CAS_BATCH_SQL, casBatchParams(batch))),
         ),
       };
