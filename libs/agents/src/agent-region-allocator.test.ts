@@ -1,27 +1,60 @@
 import { Code, ConnectError, createRouterTransport } from "@connectrpc/connect";
 import { type AgentRecord, asPayloadId, DomainError, uuidFromBytes } from "@pm/domain";
 import { FakeClock, MemoryCatalog } from "@pm/domain/testing";
-import { TierAgentService } from "@pm/rpc";
+import { type CreateRegionRequest, TierAgentService } from "@pm/rpc";
 import { describe, expect, it } from "vitest";
 import { AgentRegionAllocator } from "./agent-region-allocator.ts";
 import { regionOf, tierOfPb } from "./region-mapping.ts";
 
 type Behaviour = "ok" | "full" | "down";
 
-/** A tier agent at the Connect port: records calls, answers per its scripted behaviour. */
-function fakeAgent(name: string, behaviour: { current: Behaviour }, calls: string[]) {
+/** How a fake agent behaves; `refuseSizes`: regions of these sizes are refused as full even when "ok". */
+interface AgentState {
+  current: Behaviour;
+  refuseSizes?: number[] | undefined;
+}
+
+/**
+ * A tier agent at the Connect port: records calls, answers per its scripted behaviour. Without
+ * `batches` it is an agent older than CreateRegions (that call answers UNIMPLEMENTED); with it,
+ * CreateRegions is recorded as `<name>:creates(<sizes>)` and refuses regions one by one as
+ * CreateRegion would.
+ */
+function fakeAgent(name: string, behaviour: AgentState, calls: string[], batches = false) {
+  const create = (req: CreateRegionRequest) => {
+    if (behaviour.current === "full" || behaviour.refuseSizes?.includes(Number(req.sizeBytes)))
+      throw new ConnectError("full", Code.ResourceExhausted);
+    if (behaviour.current === "down") throw new ConnectError("down", Code.Unavailable);
+    const id = uuidFromBytes(req.payloadId!.value);
+    return regionOf(req.payloadId!.value, tierOfPb(req.tier), Number(req.sizeBytes), {
+      kind: "ram",
+      shmName: `/${name}-${id}`,
+    });
+  };
   return createRouterTransport(({ service }) =>
     service(TierAgentService, {
       createRegion(req) {
         calls.push(`${name}:create`);
-        if (behaviour.current === "full") throw new ConnectError("full", Code.ResourceExhausted);
-        if (behaviour.current === "down") throw new ConnectError("down", Code.Unavailable);
-        const id = uuidFromBytes(req.payloadId!.value);
-        return regionOf(req.payloadId!.value, tierOfPb(req.tier), Number(req.sizeBytes), {
-          kind: "ram",
-          shmName: `/${name}-${id}`,
-        });
+        return create(req);
       },
+      ...(batches && {
+        createRegions(req) {
+          calls.push(`${name}:creates(${req.regions.map((r) => r.sizeBytes).join(",")})`);
+          if (behaviour.current === "down") throw new ConnectError("down", Code.Unavailable);
+          return {
+            results: req.regions.map((r) => {
+              try {
+                return { result: { case: "region" as const, value: create(r) } };
+              } catch (e) {
+                const err = ConnectError.from(e);
+                return {
+                  result: { case: "error" as const, value: { code: err.code, message: err.rawMessage } },
+                };
+              }
+            }),
+          };
+        },
+      }),
       freeRegion() {
         calls.push(`${name}:free`);
         return {};
@@ -53,7 +86,15 @@ const agentRecord = (
 });
 
 async function setup(
-  agents: { id: string; free: number; behaviour: Behaviour; ageMs?: number; host?: string }[],
+  agents: {
+    id: string;
+    free: number;
+    behaviour: Behaviour;
+    ageMs?: number;
+    host?: string;
+    batches?: boolean;
+    refuseSizes?: number[];
+  }[],
   agentsCacheMs = 0,
 ) {
   const clock = new FakeClock();
@@ -78,9 +119,11 @@ async function setup(
     autocommit: counted((fn) => catalog.autocommit(fn)),
   });
   const calls: string[] = [];
-  const behaviours = new Map<string, { current: Behaviour }>();
+  const behaviours = new Map<string, AgentState>();
+  const batched = new Set(agents.filter((a) => a.batches).map((a) => a.id));
+  const createBatches: number[] = [];
   for (const a of agents) {
-    behaviours.set(a.id, { current: a.behaviour });
+    behaviours.set(a.id, { current: a.behaviour, refuseSizes: a.refuseSizes });
     await catalog.transaction((tx) => tx.upsertAgent(agentRecord(clock, a)));
   }
   const alloc = new AgentRegionAllocator({
@@ -90,10 +133,20 @@ async function setup(
     agentTtlMs: 15_000,
     transportFor: (endpoint) => {
       const id = endpoint.replace("http://", "");
-      return fakeAgent(id, behaviours.get(id)!, calls);
+      return fakeAgent(id, behaviours.get(id)!, calls, batched.has(id));
     },
+    onCreateBatch: (n) => createBatches.push(n),
   });
-  return { alloc, calls, behaviours, catalog, clock, catalogState, listReads: () => listReads };
+  return {
+    alloc,
+    calls,
+    behaviours,
+    catalog,
+    clock,
+    catalogState,
+    createBatches,
+    listReads: () => listReads,
+  };
 }
 
 const req = (size: number, preferredHost?: string) => ({
@@ -102,6 +155,21 @@ const req = (size: number, preferredHost?: string) => ({
   sizeBytes: size,
   preferredHost,
 });
+
+/** Allocation `n` of a test: its own payload id. */
+const reqOf = (n: number, size: number) => ({
+  payloadId: asPayloadId(`00000000-0000-4000-8000-${n.toString().padStart(12, "0")}`),
+  tier: "RAM" as const,
+  sizeBytes: size,
+  preferredHost: undefined,
+});
+
+/** The sizes of the regions in every CreateRegions call recorded, per call. */
+const batchesIn = (calls: readonly string[]) =>
+  calls
+    .map((c) => /^(\w+):creates\((.*)\)$/.exec(c))
+    .filter((m) => m !== null)
+    .map((m) => ({ agent: m[1]!, sizes: m[2]!.split(",").map(Number) }));
 
 describe("AgentRegionAllocator", () => {
   it("places on the agent with the most room, or on the hinted host", async () => {
@@ -192,5 +260,82 @@ describe("AgentRegionAllocator", () => {
     ).rejects.toMatchObject({
       code: "UNAVAILABLE",
     });
+  });
+
+  describe("with agents that take CreateRegions", () => {
+    it("sends concurrent allocations on one agent as a few CreateRegions calls, and reports their sizes", async () => {
+      const s = await setup([{ id: "a", free: 900, behaviour: "ok", batches: true }]);
+      const sizes = Array.from({ length: 10 }, (_, i) => 11 + i);
+      const placements = await Promise.all(sizes.map((size, i) => s.alloc.allocate(reqOf(i + 1, size))));
+      for (const [i, p] of placements.entries()) {
+        expect(p).toMatchObject({ agentId: "a", tier: "RAM", lengthBytes: sizes[i] });
+        expect(p.location).toEqual({ kind: "ram", shmName: `/a-${reqOf(i + 1, 0).payloadId}` });
+      }
+      const batches = batchesIn(s.calls);
+      // Every call was a CreateRegions (no single CreateRegion), fewer calls than allocations.
+      expect(batches).toHaveLength(s.calls.length);
+      expect(batches.length).toBeLessThan(10);
+      expect(batches.flatMap((b) => b.sizes).sort((x, y) => x - y)).toEqual(sizes);
+      expect(s.createBatches).toEqual(batches.map((b) => b.sizes.length));
+    });
+
+    it("places an allocation that the agent refused as full inside a batch on the next agent; the others stay", async () => {
+      const s = await setup([
+        { id: "a", free: 900, behaviour: "ok", batches: true, refuseSizes: [13] },
+        { id: "b", free: 500, behaviour: "ok", batches: true },
+      ]);
+      const sizes = [11, 12, 13, 14, 15];
+      const placements = await Promise.all(sizes.map((size, i) => s.alloc.allocate(reqOf(i + 1, size))));
+      expect(placements.map((p) => p.agentId)).toEqual(["a", "a", "b", "a", "a"]);
+      expect(placements.map((p) => p.lengthBytes)).toEqual(sizes);
+      expect(placements[2]!.location).toEqual({ kind: "ram", shmName: `/b-${reqOf(3, 0).payloadId}` });
+      const batches = batchesIn(s.calls);
+      expect(batches).toHaveLength(s.calls.length);
+      // The refused region was asked of a together with others, then of b alone.
+      expect(batches.some((b) => b.agent === "a" && b.sizes.includes(13) && b.sizes.length > 1)).toBe(true);
+      expect(batches.filter((b) => b.agent === "b")).toEqual([{ agent: "b", sizes: [13] }]);
+      expect(s.createBatches.reduce((x, y) => x + y, 0)).toBe(6);
+    });
+
+    it("says TIER_FULL for every allocation of a batch when every agent is full", async () => {
+      const s = await setup([
+        { id: "a", free: 900, behaviour: "full", batches: true },
+        { id: "b", free: 500, behaviour: "full", batches: true },
+      ]);
+      const settled = await Promise.allSettled([1, 2, 3].map((n) => s.alloc.allocate(reqOf(n, 10 + n))));
+      for (const r of settled) {
+        expect(r.status).toBe("rejected");
+        const e = (r as PromiseRejectedResult).reason;
+        expect(e).toBeInstanceOf(DomainError);
+        expect(e).toMatchObject({ code: "TIER_FULL" });
+      }
+      const batches = batchesIn(s.calls);
+      expect(batches).toHaveLength(s.calls.length);
+      for (const agent of ["a", "b"]) {
+        const sizes = batches.filter((b) => b.agent === agent).flatMap((b) => b.sizes);
+        expect(sizes.sort((x, y) => x - y)).toEqual([11, 12, 13]);
+      }
+    });
+
+    it("an agent that is down fails the whole batch over to the next agent", async () => {
+      const s = await setup([
+        { id: "a", free: 900, behaviour: "down", batches: true },
+        { id: "b", free: 500, behaviour: "ok", batches: true },
+      ]);
+      const placements = await Promise.all([1, 2, 3].map((n) => s.alloc.allocate(reqOf(n, 10 + n))));
+      expect(placements.map((p) => p.agentId)).toEqual(["b", "b", "b"]);
+      expect(s.calls.every((c) => c.includes(":creates("))).toBe(true);
+    });
+  });
+
+  it("concurrent allocations on an agent without CreateRegions go as single CreateRegion calls", async () => {
+    const s = await setup([{ id: "a", free: 900, behaviour: "ok" }]);
+    const placements = await Promise.all([1, 2, 3].map((n) => s.alloc.allocate(reqOf(n, 10 + n))));
+    expect(placements.map((p) => [p.agentId, p.lengthBytes])).toEqual([
+      ["a", 11],
+      ["a", 12],
+      ["a", 13],
+    ]);
+    expect(s.calls).toEqual(["a:create", "a:create", "a:create"]);
   });
 });

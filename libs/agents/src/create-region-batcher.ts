@@ -32,7 +32,8 @@ interface Waiter {
  * the deadline) fails every call in it, as each would have failed alone. An agent that does not
  * know CreateRegions (older than this API) is sent single CreateRegion calls for a minute at a time.
  *
- * Runtime-neutral (microtasks, no timers): the calls' own deadline bounds every wait.
+ * Runtime-neutral (microtasks, no timers). Every wait is bounded by the deadline: a queued call
+ * waits at most for the batch in flight (itself bounded by timeoutMs), then for its own batch.
  */
 export class CreateRegionBatcher {
   private queue: Waiter[] = [];
@@ -97,7 +98,9 @@ export class CreateRegionBatcher {
         // An agent older than CreateRegions: one call per region, now and for the next minute
         // (then batches are tried again, in case it was upgraded meanwhile).
         this.singlesUntil = Date.now() + SINGLES_FOR_MS;
-        for (const w of batch) this.create(w.req).then(w.resolve, w.reject);
+        for (const w of batch) {
+          this.client.createRegion(w.req, { timeoutMs: this.opts.timeoutMs }).then(w.resolve, w.reject);
+        }
         return;
       }
       for (const w of batch) w.reject(e);
@@ -110,7 +113,9 @@ export class CreateRegionBatcher {
       else
         w.reject(
           new ConnectError(
-            `agent answered ${results.length} results for ${batch.length} regions`,
+            i < results.length
+              ? `agent answered region ${i + 1} of ${batch.length} with neither a region nor an error`
+              : `agent answered ${results.length} results for ${batch.length} regions`,
             Code.Internal,
           ),
         );
