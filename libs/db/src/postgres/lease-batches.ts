@@ -91,6 +91,11 @@ released AS (
   DELETE FROM leases WHERE id = ANY(ARRAY(
     SELECT k.id FROM rel_locked k JOIN rel q ON q.lease_id = k.id AND q.namespace = k.namespace))
   RETURNING id, payload_id
+),
+-- The released leases' payloads, for their state. By = ANY(array) like every payload lookup here:
+-- as a join, a generic plan made while the table was nearly empty scanned the whole primary key.
+released_payloads AS (
+  SELECT * FROM payloads WHERE id = ANY(ARRAY(SELECT payload_id FROM released))
 )
 SELECT 0 AS kind, r.ord,
        NOT EXISTS (SELECT 1 FROM locked k WHERE k.id = r.payload_id) AS busy,
@@ -108,7 +113,7 @@ FROM rel q
 LEFT JOIN released d ON d.id = q.lease_id
 -- A lease being revoked (a delete or move holds its row) was skipped above and is released
 -- alone, after that transaction; so the snapshot's payload state is no older than this call.
-LEFT JOIN payloads p ON p.id = d.payload_id
+LEFT JOIN released_payloads p ON p.id = d.payload_id
 ORDER BY kind, ord`;
 
 export function leaseBatchParams(ops: readonly LeaseOp[]): unknown[] {

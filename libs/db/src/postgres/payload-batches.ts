@@ -108,8 +108,9 @@ export const CAS_BUSY = Symbol("cas-busy");
 
 /**
  * Payload rows are reached only through `id = ANY(ids)`, an index condition whatever the table's
- * statistics say: joined to the recordset instead, a table that grew since it was last analyzed
- * (a fresh catalog filling up) was planned as a merge join over a scan of the whole primary key.
+ * statistics say. The lanes keep a statement's generic plan for the life of the connection, and
+ * one made while a fresh catalog was nearly empty planned a join with the recordset (or an
+ * EXISTS per row) as a scan of the whole primary key, which got slower with every row added.
  *
  * Rows some transaction holds locked are skipped (SKIP LOCKED), not waited for, so one lock
  * holder cannot stall the commits of the whole replica; FOR NO KEY UPDATE does not conflict with
@@ -130,10 +131,13 @@ changed AS (
   WHERE t.id = ANY(ARRAY(SELECT id FROM locked)) AND t.id = r.id
     AND t.version = r.expected_version AND t.state = r.expected_state AND t.updated_at = r.expected_updated_at
   RETURNING t.id
+),
+present AS (
+  SELECT id FROM payloads WHERE id = ANY($2::text[])
 )
 SELECT r.ord, EXISTS (SELECT 1 FROM changed c WHERE c.id = r.id) AS changed,
        EXISTS (SELECT 1 FROM locked l WHERE l.id = r.id) AS locked,
-       EXISTS (SELECT 1 FROM payloads p WHERE p.id = r.id) AS present
+       EXISTS (SELECT 1 FROM present p WHERE p.id = r.id) AS present
 FROM r ORDER BY r.ord`;
 
 /** Later writes of an id already in the batch are left out of the statement (they run alone). */

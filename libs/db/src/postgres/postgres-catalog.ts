@@ -207,17 +207,26 @@ interface AutocommitBatches {
 }
 
 /**
- * Session settings of the group-commit connections, which run only the batch statements. Each
- * uses the generic plan of its statement: with the default plan cache mode Postgres kept
- * re-planning the many-CTE lease statement on every execution, which tripled its CPU cost. No
- * sequential scans: every batch statement reaches payloads and leases by primary key, and a
- * generic plan made while a fresh catalog's statistics still said "a few rows" would otherwise
- * keep scanning the whole table for as long as the connection lives.
+ * Session settings of the lease lanes. The lease statement (many CTEs) is run on its generic
+ * plan: re-planned on every execution it cost three times the CPU. A generic plan is made once
+ * per connection, from the table sizes of that moment; one made while a fresh catalog was nearly
+ * empty can look ids up through a listing index (id is its last column), which reads the whole
+ * index once the table has grown. So: no sequential scans, and the lease lanes' connections are
+ * replaced every LEASE_LANE_LIFETIME_S seconds, which makes their plans again from current sizes.
  */
-export const LANE_SETTINGS = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off";
+export const LEASE_LANE_SETTINGS = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off";
+export const LEASE_LANE_LIFETIME_S = 30;
 
-/** Kinds of batched statement, each with `group_commit_lanes` connections of its own. */
-const BATCHED_STATEMENTS = Object.keys(WAITERS).length;
+/**
+ * Session settings of the payload lanes (reads, inserts, compare-and-sets): planned on every
+ * execution, with the batch's own ids and the table's current size. These statements are small,
+ * so planning costs little (about 0.1 ms of database CPU per pair), and no plan can outlive the
+ * table size it was made for.
+ */
+export const PAYLOAD_LANE_SETTINGS = "-c plan_cache_mode=force_custom_plan";
+
+/** Payload statements batched beside leases, each with `group_commit_lanes` connections of its own. */
+const PAYLOAD_STATEMENTS = Object.keys(WAITERS).length - 1;
 
 /**
  * The catalog in Postgres (production): a connection pool shared by the replicas of a process,
@@ -235,6 +244,8 @@ export class PostgresCatalog implements Catalog {
     private readonly pool: pg.Pool,
     /** Connections of the group-commit lanes (the main pool when coalescing is off). */
     private readonly lanePool: pg.Pool,
+    /** Connections of the payload statements' lanes (the main pool when coalescing is off). */
+    private readonly payloadPool: pg.Pool,
     private readonly ctx: PgErrorContext,
     private readonly named: boolean,
     private readonly maxRetries: number,
@@ -270,14 +281,14 @@ export class PostgresCatalog implements Catalog {
       const shape = { lanes, maxBatch: 256 };
       this.batched = {
         reads: batcher("payload_reads", shape, async (ids: readonly PayloadId[]) =>
-          readBatchResults(ids, await this.statement(this.lanePool, READ_BATCH_SQL, readBatchParams(ids))),
+          readBatchResults(ids, await this.statement(this.payloadPool, READ_BATCH_SQL, readBatchParams(ids))),
         ),
         inserts: batcher("payload_inserts", shape, async (ps: readonly Payload[]) => {
-          await this.statement(this.lanePool, INSERT_BATCH_SQL, insertBatchParams(ps));
+          await this.statement(this.payloadPool, INSERT_BATCH_SQL, insertBatchParams(ps));
           return ps.map(() => undefined);
         }),
         cas: batcher("payload_updates", shape, async (batch: readonly PayloadCas[]) =>
-          casBatchResults(batch, await this.statement(this.lanePool, CAS_BATCH_SQL, casBatchParams(batch))),
+          casBatchResults(batch, await this.statement(this.payloadPool, CAS_BATCH_SQL, casBatchParams(batch))),
         ),
       };
     }
@@ -312,18 +323,25 @@ export class PostgresCatalog implements Catalog {
         throw e;
       }
     }
-    // The lanes get connections of their own, one per lane of each batched statement (leases,
-    // reads, inserts, compare-and-sets), with LANE_SETTINGS.
+    // The lanes get connections of their own beside the pool: `lanes` for leases, and as many
+    // for each payload statement (see LEASE_LANE_SETTINGS and PAYLOAD_LANE_SETTINGS).
     let lanePool = pool;
+    let payloadPool = pool;
     if (lanes > 0) {
-      const config = poolConfig(o, lanes * BATCHED_STATEMENTS);
-      config.options = `${config.options ?? ""} ${LANE_SETTINGS}`.trim();
-      lanePool = new pg.Pool(config);
+      const leaseConfig = poolConfig(o, lanes);
+      leaseConfig.options = `${leaseConfig.options ?? ""} ${LEASE_LANE_SETTINGS}`.trim();
+      leaseConfig.maxLifetimeSeconds = LEASE_LANE_LIFETIME_S;
+      lanePool = new pg.Pool(leaseConfig);
       lanePool.on("error", (err) => onPoolError?.(err));
+      const payloadConfig = poolConfig(o, lanes * PAYLOAD_STATEMENTS);
+      payloadConfig.options = `${payloadConfig.options ?? ""} ${PAYLOAD_LANE_SETTINGS}`.trim();
+      payloadPool = new pg.Pool(payloadConfig);
+      payloadPool.on("error", (err) => onPoolError?.(err));
     }
     return new PostgresCatalog(
       pool,
       lanePool,
+      payloadPool,
       ctx,
       o.preparedStatements !== false,
       o.maxRetries ?? 5,
@@ -443,10 +461,9 @@ export class PostgresCatalog implements Catalog {
 
   /** Waits for checked-out connections to come back, then closes the pools. Idempotent. */
   close(): Promise<void> {
-    this.closing ??= Promise.all([
-      this.pool.end(),
-      this.lanePool === this.pool ? undefined : this.lanePool.end(),
-    ]).then(() => undefined);
+    this.closing ??= Promise.all(
+      [...new Set([this.pool, this.lanePool, this.payloadPool])].map((p) => p.end()),
+    ).then(() => undefined);
     return this.closing;
   }
 
