@@ -6,6 +6,14 @@ import type { AgentClient } from "./agent-region-allocator.ts";
 /** Most regions in one CreateRegions call (the agent refuses more). */
 export const MAX_CREATE_BATCH = 256;
 
+/**
+ * Runs after the I/O callbacks of this turn of the event loop where the runtime can (Node's
+ * setImmediate: the allocations parsed from one read of the sockets share a call), else on the
+ * next microtask (Workers).
+ */
+const defer: (fn: () => void) => void =
+  (globalThis as { setImmediate?: (fn: () => void) => void }).setImmediate ?? queueMicrotask;
+
 /** How long an agent that does not know CreateRegions gets single calls before batches are tried again. */
 export const SINGLES_FOR_MS = 60_000;
 
@@ -22,7 +30,7 @@ interface Waiter {
 
 /**
  * Coalesces the CreateRegion calls for one agent: a call that finds a lane free goes out at
- * once (on the next microtask, with the calls made in the same tick); while every lane has a
+ * once (after this turn's I/O, with the calls that arrived in it); while every lane has a
  * call in flight, new calls queue, and the next lane to come back sends all of them as one
  * CreateRegions call. One allocation alone pays no wait; sixteen concurrent ones share a few
  * HTTP requests, which is most of what a region costs the API and the agent.
@@ -32,7 +40,7 @@ interface Waiter {
  * the deadline) fails every call in it, as each would have failed alone. An agent that does not
  * know CreateRegions (older than this API) is sent single CreateRegion calls for a minute at a time.
  *
- * Runtime-neutral (microtasks, no timers). Every wait is bounded by the deadline: a queued call
+ * Runtime-neutral (no timers). Every wait is bounded by the deadline: a queued call
  * waits at most for the batch in flight (itself bounded by timeoutMs), then for its own batch.
  */
 export class CreateRegionBatcher {
@@ -67,7 +75,7 @@ export class CreateRegionBatcher {
   private schedule(): void {
     if (this.scheduled || this.inFlight >= (this.opts.lanes ?? 1) || this.queue.length === 0) return;
     this.scheduled = true;
-    queueMicrotask(() => {
+    defer(() => {
       this.scheduled = false;
       while (this.inFlight < (this.opts.lanes ?? 1) && this.queue.length > 0) {
         const batch = this.queue.splice(0, MAX_CREATE_BATCH);
