@@ -4,7 +4,14 @@ import { Agent } from "node:http";
 import { resolve } from "node:path";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { openCatalog, PostgresStreamNotifier, parseCatalogUrl } from "@pm/db";
-import { DEFAULT_DOMAIN_CONFIG, DomainError, isAgentLive, type JobQueue, type UseCaseDeps } from "@pm/domain";
+import {
+  DEFAULT_DOMAIN_CONFIG,
+  DomainError,
+  isAgentLive,
+  type JobQueue,
+  RecentAllocations,
+  type UseCaseDeps,
+} from "@pm/domain";
 import { createRegionAllocation } from "@pm/objects";
 import { BullJobQueue } from "@pm/queue";
 import pino from "pino";
@@ -24,6 +31,9 @@ export interface ApiOverrides {
   readonly jobs?: JobQueue;
   readonly log?: Logger;
 }
+
+/** Uncommitted allocations a replica remembers (about 1 KiB each), for CommitPayload. */
+const RECENT_ALLOCATIONS = 10_000;
 
 /**
  * Composition root of the API on Node: builds the catalog, the agent-backed region allocator (with
@@ -75,6 +85,8 @@ export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}):
       allocationTimeoutMs: config.allocationTimeoutMs,
       agentTtlMs: config.agentTtlMs,
     },
+    // Commits of payloads this replica allocated skip reading the row back (ADR 0007).
+    recentAllocations: new RecentAllocations(RECENT_ALLOCATIONS, config.allocationTimeoutMs),
   };
   // Replicas on one Postgres catalog wake each other's Subscribe feeds over LISTEN/NOTIFY; with
   // SQLite or memory there is one process per catalog, so in-process delivery reaches everyone.

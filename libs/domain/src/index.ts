@@ -21,6 +21,7 @@ export * from "./use-cases/deps.ts";
 export * from "./use-cases/descriptor.ts";
 export * from "./use-cases/leases.ts";
 export * from "./use-cases/lifecycle.ts";
+export * from "./use-cases/recent-allocations.ts";
 export * from "./use-cases/streams.ts";
 export * from "./use-cases/sweeps.ts";
 export * from "./use-cases/tiering.ts";

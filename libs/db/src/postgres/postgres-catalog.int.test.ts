@@ -102,6 +102,16 @@ function barrier(n: number): () => Promise<void> {
   };
 }
 
+/** A connection of its own holding payload `id` FOR UPDATE in an open transaction (newest schema). */
+async function holdRowLock(id: string): Promise<pg.Client> {
+  const locker = new pg.Client({ connectionString: URL });
+  await locker.connect();
+  await locker.query(`SET search_path TO ${schemas.at(-1)}`);
+  await locker.query("BEGIN");
+  await locker.query("SELECT 1 FROM payloads WHERE id = $1 FOR UPDATE", [id]);
+  return locker;
+}
+
 describe("PostgresCatalog", () => {
   const opened: PostgresCatalog[] = [];
   const track = async (p: Promise<PostgresCatalog>) => {
@@ -459,12 +469,8 @@ describe("PostgresCatalog", () => {
         await t.insertPayload(payload(1));
         await t.insertPayload(payload(2));
       });
-      const locker = new pg.Client({ connectionString: URL });
-      await locker.connect();
+      const locker = await holdRowLock(pid(1));
       try {
-        await locker.query(`SET search_path TO ${schemas.at(-1)}`);
-        await locker.query("BEGIN");
-        await locker.query("SELECT 1 FROM payloads WHERE id = $1 FOR UPDATE", [pid(1)]);
         const done: string[] = [];
         const one = catalog.grantLease(grantReq(1, pid(1))).then((r) => {
           done.push("payload 1");
@@ -692,12 +698,8 @@ describe("PostgresCatalog", () => {
         await catalog.transaction(async (t) => {
           for (let n = 1; n <= 3; n++) await t.insertPayload(payload(n));
         });
-        const locker = new pg.Client({ connectionString: URL });
-        await locker.connect();
+        const locker = await holdRowLock(pid(1));
         try {
-          await locker.query(`SET search_path TO ${schemas.at(-1)}`);
-          await locker.query("BEGIN");
-          await locker.query("SELECT 1 FROM payloads WHERE id = $1 FOR UPDATE", [pid(1)]);
           const done: number[] = [];
           const next = (n: number): Payload => ({
             ...payload(n),

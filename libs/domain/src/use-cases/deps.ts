@@ -3,6 +3,7 @@ import type { Clock, IdGenerator } from "../ports/clock.ts";
 import type { JobQueue } from "../ports/job-queue.ts";
 import type { ObjectPresigner, RegionAllocator } from "../ports/region-allocator.ts";
 import type { LeaseLimits } from "../rules/leases.ts";
+import type { RecentAllocations } from "./recent-allocations.ts";
 
 export interface DomainConfig extends LeaseLimits {
   /** Never-committed allocations are reaped after this long (product.md: 10 min). */
@@ -36,6 +37,8 @@ export interface UseCaseDeps {
   readonly ids: IdGenerator;
   readonly presigner: ObjectPresigner | undefined;
   readonly config: DomainConfig;
+  /** Lets CommitPayload skip reading back a row this process just allocated (optional). */
+  readonly recentAllocations?: RecentAllocations | undefined;
 }
 
 /** Who is calling: the tenant namespace their credentials map to. */

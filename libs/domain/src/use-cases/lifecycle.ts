@@ -73,6 +73,7 @@ export async function allocatePayload(
     await deps.allocator.free(id, placement).catch(() => undefined);
     throw e;
   }
+  deps.recentAllocations?.remember(payload, now);
   return describe(deps, payload, now + deps.config.allocationTimeoutMs);
 }
 
@@ -97,8 +98,19 @@ export async function commitPayload(
   // Read, decide, then write only if nothing changed the row meanwhile (compare-and-set): two
   // statements and no lock held between them. A payload changed under us is read again, and
   // then usually refused (deleted, reaped, expired or moved meanwhile).
+  // The row as this process stored it at allocation, if it did and the commit would pass on it:
+  // the compare-and-set below checks that it is still current. Anything else (a miss, a refusal)
+  // reads the row, so errors always describe the stored row.
+  const remembered = deps.recentAllocations?.take(req.id, deps.clock.now());
+  const usable =
+    remembered?.namespace === ctx.namespace &&
+    (req.sizeBytes === 0 || req.sizeBytes === remembered.sizeBytes) &&
+    remembered.state === "ALLOCATED";
   for (let attempt = 1; ; attempt++) {
-    const before = await deps.catalog.autocommit((tx) => requirePayload(tx, ctx, req.id, false));
+    const before =
+      attempt === 1 && usable
+        ? remembered
+        : await deps.catalog.autocommit((tx) => requirePayload(tx, ctx, req.id, false));
     if (req.sizeBytes !== 0 && req.sizeBytes !== before.sizeBytes) {
       throw invalidArgument(
         `size_bytes ${req.sizeBytes} does not match the allocated size ${before.sizeBytes}; allocate a payload of the size you wrote`,

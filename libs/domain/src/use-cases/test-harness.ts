@@ -19,6 +19,7 @@ import {
 import { DEFAULT_DOMAIN_CONFIG, type DomainConfig, type RequestContext, type UseCaseDeps } from "./deps.ts";
 import { acquireReadLease } from "./leases.ts";
 import { type AllocateRequest, allocatePayload, commitPayload } from "./lifecycle.ts";
+import type { RecentAllocations } from "./recent-allocations.ts";
 
 export const MiB = 1024 * 1024;
 
@@ -58,6 +59,7 @@ export interface HarnessOptions {
   readonly capacity?: Partial<Record<StorageTier, number>>;
   readonly presigner?: boolean;
   readonly config?: Partial<DomainConfig>;
+  readonly recentAllocations?: RecentAllocations;
 }
 
 export function harness(opts: HarnessOptions = {}): Harness {
@@ -74,6 +76,7 @@ export function harness(opts: HarnessOptions = {}): Harness {
     ids: new SequentialIds(),
     presigner,
     config: { ...DEFAULT_DOMAIN_CONFIG, ...opts.config },
+    recentAllocations: opts.recentAllocations,
   };
   return {
     deps,
