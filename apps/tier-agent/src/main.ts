@@ -1,15 +1,13 @@
 import { once } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { tryNativeApi } from "@pm/native";
-import { TierAgentService } from "@pm/rpc";
 import pino from "pino";
 import type { AgentConfig } from "./config.ts";
 import { reconcile } from "./reconcile.ts";
 import { type Logger, Registration } from "./registration.ts";
-import { tierAgentService } from "./service.ts";
+import { agentRequestHandler } from "./server.ts";
 import { TierAgent } from "./tier-agent.ts";
 import { coalescedCreateFile } from "./tiers/coalesced-create.ts";
 import { diskTier } from "./tiers/disk.ts";
@@ -60,8 +58,7 @@ export async function startAgent(
     : undefined;
   const agent = new TierAgent(backends, copiers, objects);
 
-  const handler = connectNodeAdapter({ routes: (r) => r.service(TierAgentService, tierAgentService(agent)) });
-  const server = http.createServer(handler);
+  const server = http.createServer(agentRequestHandler(agent, log));
   server.listen(config.port, config.listenHost);
   await once(server, "listening");
   const addr = server.address() as AddressInfo;

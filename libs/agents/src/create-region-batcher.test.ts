@@ -368,4 +368,34 @@ describe("CreateRegionBatcher", () => {
     expect(rejection(settled[1]!).code).toBe(Code.ResourceExhausted);
     expectRegionOf(3, (settled[2] as PromiseFulfilledResult<Region>).value);
   });
+
+  it("fails a batch the agent does not answer in time with DEADLINE_EXCEEDED, without sending a deadline header", async () => {
+    const headers: (string | null)[] = [];
+    const transport = createRouterTransport(
+      ({ service }) =>
+        service(TierAgentService, {
+          createRegions: () => new Promise<never>(() => undefined), // never answers
+        }),
+      {
+        transport: {
+          interceptors: [
+            (next) => (call) => {
+              headers.push(call.header.get("connect-timeout-ms"));
+              return next(call);
+            },
+          ],
+        },
+      },
+    );
+    const b = new CreateRegionBatcher(createClient(TierAgentService, transport), { timeoutMs: 50 });
+    const settled = await Promise.allSettled([b.create(req(1)), b.create(req(2))]);
+    for (const s of settled) {
+      expect(s.status).toBe("rejected");
+      const e = ConnectError.from((s as PromiseRejectedResult).reason);
+      expect(e.code).toBe(Code.DeadlineExceeded);
+      expect(e.rawMessage).toMatch(/no answer within 50 ms/);
+    }
+    // No deadline travels: the agent serves the call on its fast path (@pm/rpc/node).
+    expect(headers).toEqual([null]);
+  });
 });

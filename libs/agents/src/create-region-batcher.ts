@@ -95,10 +95,24 @@ export class CreateRegionBatcher {
       // metrics are best effort
     }
     let results: CreateRegionResult[];
+    // The deadline is kept here rather than sent (`connect-timeout-ms`): a call without one takes
+    // the agent's fast path (@pm/rpc/node) instead of its generic Connect adapter. Creating a
+    // region never waits on anything the agent could cut short.
+    const deadline = new AbortController();
+    const timer = setTimeout(
+      () =>
+        deadline.abort(
+          new ConnectError(
+            `CreateRegions got no answer within ${this.opts.timeoutMs} ms`,
+            Code.DeadlineExceeded,
+          ),
+        ),
+      this.opts.timeoutMs,
+    );
     try {
       const res = await this.client.createRegions(
         { regions: batch.map((w) => w.req) },
-        { timeoutMs: this.opts.timeoutMs },
+        { signal: deadline.signal },
       );
       results = res.results;
     } catch (e) {
@@ -113,6 +127,8 @@ export class CreateRegionBatcher {
       }
       for (const w of batch) w.reject(e);
       return;
+    } finally {
+      clearTimeout(timer);
     }
     batch.forEach((w, i) => {
       const r = results[i]?.result;

@@ -288,7 +288,10 @@ export class PostgresCatalog implements Catalog {
           return ps.map(() => undefined);
         }),
         cas: batcher("payload_updates", shape, async (batch: readonly PayloadCas[]) =>
-          casBatchResults(batch, await this.statement(this.payloadPool, CAS_BATCH_SQL, casBatchParams(batch))),
+          casBatchResults(
+            batch,
+            await this.statement(this.payloadPool, CAS_BATCH_SQL, casBatchParams(batch)),
+          ),
         ),
       };
     }

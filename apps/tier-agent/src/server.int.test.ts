@@ -1,0 +1,180 @@
+// The agent's fast path for binary unary Connect calls must answer exactly as the Connect adapter
+// does. A `connect-timeout-ms` header sends a call through the adapter instead, so each case is
+// asked both ways and the answers compared byte for byte (calls that change nothing, or change
+// nothing the second time: errors, stats, lists, frees of missing regions, creates of existing ones).
+import { randomUUID } from "node:crypto";
+import { once } from "node:events";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import http, { request } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { uuidToBytes } from "@pm/domain";
+import {
+  CreateRegionRequestSchema,
+  CreateRegionsRequestSchema,
+  CreateRegionsResponseSchema,
+  ListRegionsRequestSchema,
+  ListRegionsResponseSchema,
+  StatRegionRequestSchema,
+  Tier,
+  TierAgentService,
+} from "@pm/rpc";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AgentConfigSchema } from "./config.ts";
+import { agentRequestHandler } from "./server.ts";
+import { TierAgent } from "./tier-agent.ts";
+import { diskTier } from "./tiers/disk.ts";
+import { ramTier } from "./tiers/ram.ts";
+
+const prefix = `pmt-srv-${process.pid}-`;
+let dir: string;
+let agent: TierAgent;
+let server: http.Server;
+let base: string;
+const warnings: string[] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "pm-agent-srv-"));
+  const cfg = AgentConfigSchema.parse({
+    tiers: {
+      ram: { prefix, capacityBytes: 1 << 20 },
+      disk: { root: join(dir, "disk"), capacityBytes: 4 << 20 },
+    },
+  });
+  agent = new TierAgent([ramTier(cfg.tiers.ram, undefined), diskTier(cfg.tiers.disk, undefined)]);
+  const log = {
+    info: () => undefined,
+    warn: (_: object, m?: string) => void warnings.push(m ?? ""),
+    error: () => undefined,
+  };
+  server = http.createServer(agentRequestHandler(agent, log));
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+  for (const b of agent.tiers()) for (const r of await b.list()) await b.free(r.payloadId);
+  await agent.close();
+  for (const name of readdirSync("/dev/shm").filter((n) => n.startsWith(prefix)))
+    rmSync(join("/dev/shm", name), { force: true });
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface Answer {
+  readonly status: number;
+  readonly contentType: string | undefined;
+  readonly body: Buffer;
+}
+
+function post(method: string, body: Uint8Array, headers: Record<string, string> = {}): Promise<Answer> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: url.hostname,
+        port: url.port,
+        method: "POST",
+        path: `/${TierAgentService.typeName}/${method}`,
+        headers: {
+          "content-type": "application/proto",
+          "content-length": String(body.byteLength),
+          ...headers,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode!,
+            contentType: res.headers["content-type"],
+            body: Buffer.concat(chunks),
+          }),
+        );
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/** The same call through the fast path and through the adapter; both answers must be the same. */
+async function bothWays(method: string, body: Uint8Array): Promise<Answer> {
+  const fast = await post(method, body);
+  const adapter = await post(method, body, { "connect-timeout-ms": "60000" });
+  expect(fast.status).toBe(adapter.status);
+  expect(fast.contentType).toBe(adapter.contentType);
+  expect(fast.body.toString("hex")).toBe(adapter.body.toString("hex"));
+  return fast;
+}
+
+const region = (id: string, tier: Tier, size: number) =>
+  create(CreateRegionRequestSchema, { payloadId: { value: uuidToBytes(id) }, tier, sizeBytes: BigInt(size) });
+const createRegions = (...regions: ReturnType<typeof region>[]) =>
+  toBinary(CreateRegionsRequestSchema, create(CreateRegionsRequestSchema, { regions }));
+const errorOf = (a: Answer) => JSON.parse(a.body.toString("utf8")) as { code: string; message: string };
+
+describe("tier agent server: fast path and Connect adapter answer alike", () => {
+  const existing = randomUUID();
+
+  it("creates regions through the fast path, and answers a repeat the same both ways", async () => {
+    const first = await post("CreateRegions", createRegions(region(existing, Tier.RAM, 4096)));
+    expect(first.status).toBe(200);
+    const made = fromBinary(CreateRegionsResponseSchema, first.body);
+    expect(made.results[0]?.result.case).toBe("region");
+    // The same id again: refused per region, identically both ways, next to a bad tier and size 0.
+    const again = await bothWays(
+      "CreateRegions",
+      createRegions(
+        region(existing, Tier.RAM, 4096),
+        region(randomUUID(), Tier.VOID, 1),
+        region(randomUUID(), Tier.DISK, 0),
+      ),
+    );
+    const results = fromBinary(CreateRegionsResponseSchema, again.body).results;
+    expect(results.map((r) => (r.result.case === "error" ? r.result.value.code : 0))).toEqual([
+      Code.AlreadyExists,
+      Code.InvalidArgument,
+      Code.InvalidArgument,
+    ]);
+  });
+
+  it("answers stats, lists and refusals of the whole call with the adapter's bytes", async () => {
+    const stat = (id: string) =>
+      toBinary(
+        StatRegionRequestSchema,
+        create(StatRegionRequestSchema, { payloadId: { value: uuidToBytes(id) }, tier: Tier.RAM }),
+      );
+    expect((await bothWays("StatRegion", stat(existing))).status).toBe(200);
+    expect(errorOf(await bothWays("StatRegion", stat(randomUUID()))).code).toBe("not_found");
+    const listed = await bothWays(
+      "ListRegions",
+      toBinary(ListRegionsRequestSchema, create(ListRegionsRequestSchema)),
+    );
+    expect(fromBinary(ListRegionsResponseSchema, listed.body).regions).toHaveLength(1);
+    const tooMany = Array.from({ length: 257 }, () => region(randomUUID(), Tier.RAM, 1));
+    expect(errorOf(await bothWays("CreateRegions", createRegions(...tooMany))).code).toBe("invalid_argument");
+    expect(readdirSync("/dev/shm").filter((n) => n.startsWith(prefix))).toHaveLength(1);
+    expect((await bothWays("CreateRegions", new Uint8Array([0xff, 0xff, 0xff]))).status).toBe(500);
+  });
+
+  it("keeps serving what the fast path leaves to the adapter (JSON)", async () => {
+    const client = createClient(
+      TierAgentService,
+      createConnectTransport({ baseUrl: base, httpVersion: "1.1", useBinaryFormat: false }),
+    );
+    const res = await client.listRegions({});
+    expect(res.regions.map((r) => r.sizeBytes)).toEqual([4096n]);
+    await expect(
+      client.statRegion({ payloadId: { value: uuidToBytes(randomUUID()) }, tier: Tier.RAM }),
+    ).rejects.toSatisfy((e) => ConnectError.from(e).code === Code.NotFound);
+    expect(warnings).toEqual([]);
+  });
+});
