@@ -86,11 +86,12 @@ export interface PostgresCatalogOptions {
    */
   readonly preparedStatements?: boolean;
   /**
-   * Group commit: concurrent AcquireReadLease / ReleaseLease calls of this process are coalesced
-   * into batches of one statement each; this many batches run at once, each lane on a connection
-   * of its own beside the pool (default 1, at most the pool size: one lane makes the largest
-   * batches and spends the least database CPU per call; more lanes help where statements are
-   * slow and the database has cores to spare).
+   * Group commit: concurrent AcquireReadLease / ReleaseLease calls of this process, and the
+   * autocommit payload reads, inserts and compare-and-sets of AllocatePayload / CommitPayload,
+   * are coalesced into batches of one statement each; this many batches of each kind run at
+   * once, each lane on a connection of its own beside the pool (so 4 × lanes connections; default
+   * 1, at most the pool size: one lane makes the largest batches and spends the least database
+   * CPU per call; more lanes help where statements are slow and the database has cores to spare).
    * 0 turns coalescing off: each call is then its own one-statement transaction.
    */
   readonly groupCommitLanes?: number;
