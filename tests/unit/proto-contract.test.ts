@@ -1220,6 +1220,28 @@ const ADDED_MESSAGES: Record<string, { file: string; fields: Field[] }> = {
     ],
   },
   "agent.v1.ChecksumRegionResponse": { file: AGENT, fields: [["checksum", 1, "string", "singular"]] },
+  "agent.v1.CreateRegionsRequest": {
+    file: AGENT,
+    fields: [["regions", 1, "agent.v1.CreateRegionRequest", "repeated"]],
+  },
+  "agent.v1.CreateRegionsResponse": {
+    file: AGENT,
+    fields: [["results", 1, "agent.v1.CreateRegionResult", "repeated"]],
+  },
+  "agent.v1.CreateRegionResult": {
+    file: AGENT,
+    fields: [
+      ["region", 1, "agent.v1.Region", "oneof result"],
+      ["error", 2, "agent.v1.RegionError", "oneof result"],
+    ],
+  },
+  "agent.v1.RegionError": {
+    file: AGENT,
+    fields: [
+      ["code", 1, "uint32", "singular"],
+      ["message", 2, "string", "singular"],
+    ],
+  },
 };
 
 const ADDED_RPCS: Record<string, Rpc[]> = {
@@ -1281,6 +1303,7 @@ const AGENT_SERVICES: Record<string, PlainRpc[]> = {
     ["ListRegions", "agent.v1.ListRegionsRequest", "agent.v1.ListRegionsResponse", "unary"],
     ["CopyRegion", "agent.v1.CopyRegionRequest", "agent.v1.CopyRegionResponse", "unary"],
     ["ChecksumRegion", "agent.v1.ChecksumRegionRequest", "agent.v1.ChecksumRegionResponse", "unary"],
+    ["CreateRegions", "agent.v1.CreateRegionsRequest", "agent.v1.CreateRegionsResponse", "unary"],
   ],
 };
 
