@@ -491,6 +491,31 @@ describe("PostgresCatalog", () => {
       }
     });
 
+    it("names its lane connections, and replaces the lease lanes' after leaseLaneLifetimeS", async () => {
+      const app = `pm-lanes-${process.pid}`;
+      const catalog = await track(open({ groupCommitLanes: 1, leaseLaneLifetimeS: 1, applicationName: app }));
+      await catalog.transaction((t) => t.insertPayload(payload(1)));
+      const backends = async (name: string) =>
+        (
+          await admin.query<{ pid: number }>(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1 ORDER BY pid",
+            [`${app}/${name}`],
+          )
+        ).rows.map((r) => r.pid);
+      await catalog.grantLease(grantReq(1));
+      await catalog.autocommit((t) => t.getPayload(pid(1)));
+      const first = await backends("lease-lane");
+      expect(first).toHaveLength(1);
+      expect(await backends("payload-lane")).toHaveLength(1);
+      // Past its lifetime the lease lane's connection is closed; the next batch opens another
+      // (and so plans its statement again, from the tables as they are now).
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect((await catalog.grantLease(grantReq(2))).lease?.id).toBe(lid(2));
+      const second = await backends("lease-lane");
+      expect(second).toHaveLength(1);
+      expect(second[0]).not.toBe(first[0]);
+    });
+
     it("runs each call alone with group_commit_lanes=0 in the URL", async () => {
       const batches: number[] = [];
       const catalog = await track(

@@ -100,6 +100,11 @@ export interface PostgresCatalogOptions {
    * was (for metrics).
    */
   readonly onGroupCommit?: (size: number, statement: GroupCommitStatement) => void;
+  /**
+   * Seconds a lease lane's connection lives before it is replaced (default LEASE_LANE_LIFETIME_S),
+   * which remakes its generic plan from the tables' current sizes.
+   */
+  readonly leaseLaneLifetimeS?: number;
   /** How often a transaction aborted by a serialization failure or deadlock is run again (default 5). */
   readonly maxRetries?: number;
   /** application_name of the connections, as pg_stat_activity shows it (default "payload-manager"). */
@@ -243,7 +248,7 @@ export class PostgresCatalog implements Catalog {
 
   private constructor(
     private readonly pool: pg.Pool,
-    /** Connections of the group-commit lanes (the main pool when coalescing is off). */
+    /** Connections of the lease lanes (the main pool when coalescing is off). */
     private readonly lanePool: pg.Pool,
     /** Connections of the payload statements' lanes (the main pool when coalescing is off). */
     private readonly payloadPool: pg.Pool,
@@ -332,13 +337,17 @@ export class PostgresCatalog implements Catalog {
     let lanePool = pool;
     let payloadPool = pool;
     if (lanes > 0) {
+      // Named apart in pg_stat_activity: `<application_name>/lease-lane`, `…/payload-lane`.
+      const app = o.applicationName ?? "payload-manager";
       const leaseConfig = poolConfig(o, lanes);
       leaseConfig.options = `${leaseConfig.options ?? ""} ${LEASE_LANE_SETTINGS}`.trim();
-      leaseConfig.maxLifetimeSeconds = LEASE_LANE_LIFETIME_S;
+      leaseConfig.maxLifetimeSeconds = o.leaseLaneLifetimeS ?? LEASE_LANE_LIFETIME_S;
+      leaseConfig.application_name = `${app}/lease-lane`;
       lanePool = new pg.Pool(leaseConfig);
       lanePool.on("error", (err) => onPoolError?.(err));
       const payloadConfig = poolConfig(o, lanes * PAYLOAD_STATEMENTS);
       payloadConfig.options = `${payloadConfig.options ?? ""} ${PAYLOAD_LANE_SETTINGS}`.trim();
+      payloadConfig.application_name = `${app}/payload-lane`;
       payloadPool = new pg.Pool(payloadConfig);
       payloadPool.on("error", (err) => onPoolError?.(err));
     }
