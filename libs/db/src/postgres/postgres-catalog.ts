@@ -101,8 +101,8 @@ export interface PostgresCatalogOptions {
    */
   readonly onGroupCommit?: (size: number, statement: GroupCommitStatement) => void;
   /**
-   * Seconds a lease lane's connection lives before it is replaced (default LEASE_LANE_LIFETIME_S),
-   * which remakes its generic plan from the tables' current sizes.
+   * Seconds a lane's connection lives before it is replaced (default LEASE_LANE_LIFETIME_S),
+   * which makes its plans again from the tables' current sizes.
    */
   readonly leaseLaneLifetimeS?: number;
   /** How often a transaction aborted by a serialization failure or deadlock is run again (default 5). */
@@ -224,12 +224,19 @@ export const LEASE_LANE_SETTINGS = "-c plan_cache_mode=force_generic_plan -c ena
 export const LEASE_LANE_LIFETIME_S = 30;
 
 /**
- * Session settings of the payload lanes (reads, inserts, compare-and-sets): planned on every
- * execution, with the batch's own ids and the table's current size. These statements are small,
- * so planning costs little (about 0.1 ms of database CPU per pair), and no plan can outlive the
- * table size it was made for.
+ * Session settings of the payload lanes (reads, inserts, compare-and-sets): by default planned on
+ * every execution, with the batch's own ids and the table's current size, so that no plan made
+ * on a nearly empty catalog outlives that. Planning is about a third of these statements'
+ * database CPU, though, so a connection opened when the table is past GENERIC_PLAN_MIN_ROWS
+ * (by its statistics) uses generic plans instead (PAYLOAD_LANE_PLAN_SQL): a plan made on a
+ * table that size looks ids up by primary key. The lanes' connections are replaced every
+ * LEASE_LANE_LIFETIME_S seconds, which decides again.
  */
-export const PAYLOAD_LANE_SETTINGS = "-c plan_cache_mode=force_custom_plan";
+export const PAYLOAD_LANE_SETTINGS = "-c plan_cache_mode=force_custom_plan -c enable_seqscan=off";
+export const GENERIC_PLAN_MIN_ROWS = 1_000;
+export const PAYLOAD_LANE_PLAN_SQL = `SELECT set_config('plan_cache_mode',
+  CASE WHEN reltuples >= ${GENERIC_PLAN_MIN_ROWS} THEN 'force_generic_plan' ELSE 'force_custom_plan' END, false)
+  FROM pg_class WHERE oid = 'payloads'::regclass`;
 
 /** Payload statements batched beside leases, each with `group_commit_lanes` connections of its own. */
 const PAYLOAD_STATEMENTS = Object.keys(WAITERS).length - 1;
@@ -348,7 +355,13 @@ export class PostgresCatalog implements Catalog {
       const payloadConfig = poolConfig(o, lanes * PAYLOAD_STATEMENTS);
       payloadConfig.options = `${payloadConfig.options ?? ""} ${PAYLOAD_LANE_SETTINGS}`.trim();
       payloadConfig.application_name = `${app}/payload-lane`;
+      payloadConfig.maxLifetimeSeconds = o.leaseLaneLifetimeS ?? LEASE_LANE_LIFETIME_S;
       payloadPool = new pg.Pool(payloadConfig);
+      // Sent before anything else on a new connection (a client runs its queries in order); if
+      // it fails, the connection keeps planning every execution.
+      payloadPool.on("connect", (client) => {
+        client.query(PAYLOAD_LANE_PLAN_SQL).catch(() => undefined);
+      });
       payloadPool.on("error", (err) => onPoolError?.(err));
     }
     return new PostgresCatalog(

@@ -27,8 +27,10 @@ import {
 } from "./payload-batches.ts";
 import {
   compile,
+  GENERIC_PLAN_MIN_ROWS,
   LEASE_LANE_SETTINGS,
   migratePostgres,
+  PAYLOAD_LANE_PLAN_SQL,
   PAYLOAD_LANE_SETTINGS,
   PostgresCatalog,
 } from "./postgres-catalog.ts";
@@ -191,6 +193,7 @@ describe("Postgres query plans at scale", () => {
   it.each([
     ["an empty table", 0],
     ["64 rows", 64],
+    ["1 000 rows", 1_000],
   ])(
     "keeps the group-commit statements on primary-key lookups with plans made on %s, after it grew to 20 000",
     async (_, plannedAt) => {
@@ -198,7 +201,8 @@ describe("Postgres query plans at scale", () => {
       // `plannedAt` (autovacuum is off here, as it would not have come round yet), and the
       // statements were first run (planned) back then. Each must still touch only the rows of
       // its batch, through the primary key. The payload statements are planned on every run
-      // (PAYLOAD_LANE_SETTINGS), so they pass from an empty table on. The lease statement keeps
+      // (PAYLOAD_LANE_SETTINGS) until the statistics say GENERIC_PLAN_MIN_ROWS, and keep a
+      // generic plan made from then on, so they pass from an empty table on. The lease statement keeps
       // its generic plan (LEASE_LANE_SETTINGS); one made on an empty table may pick a listing
       // index, which is why its connections are replaced every LEASE_LANE_LIFETIME_S seconds:
       // it is held to the right plan from a table of a page or so on.
@@ -212,12 +216,20 @@ describe("Postgres query plans at scale", () => {
         if (plannedAt > 0) await seed(client, plannedAt);
         else await client.query("ANALYZE");
         const checked = (what: string) => plannedAt > 0 || !what.startsWith("lease");
+        // As a lane connection starts: its settings, and for the payload lanes the plan mode
+        // PAYLOAD_LANE_PLAN_SQL picks from the statistics (generic from GENERIC_PLAN_MIN_ROWS on).
         const settle = async (what: string) => {
-          const settings = what.startsWith("lease") ? LEASE_LANE_SETTINGS : PAYLOAD_LANE_SETTINGS;
-          for (const [, name, value] of settings.matchAll(/-c (\w+)=(\w+)/g)) {
+          const lease = what.startsWith("lease");
+          for (const [, name, value] of (lease ? LEASE_LANE_SETTINGS : PAYLOAD_LANE_SETTINGS).matchAll(
+            /-c (\w+)=(\w+)/g,
+          )) {
             await client.query(`SET ${name} = ${value}`);
           }
+          if (!lease) await client.query(PAYLOAD_LANE_PLAN_SQL);
         };
+        await settle("payload");
+        const mode = (await client.query("SELECT current_setting('plan_cache_mode') AS m")).rows[0].m;
+        expect(mode).toBe(plannedAt >= GENERIC_PLAN_MIN_ROWS ? "force_generic_plan" : "force_custom_plan");
         const warmUp = batchStatements(
           Array.from({ length: 8 }, (_, i) => syntheticPayload(md5Uuid(`warm-${i}`))),
           Array.from({ length: 8 }, (_, i) => asLeaseId(md5Uuid(`warm-lease-${i}`))),
