@@ -105,7 +105,9 @@ export async function commitPayload(
   const usable =
     remembered?.namespace === ctx.namespace &&
     (req.sizeBytes === 0 || req.sizeBytes === remembered.sizeBytes) &&
-    remembered.state === "ALLOCATED";
+    remembered.state === "ALLOCATED" &&
+    // An object-tier commit may be refused by its HEAD: that refusal must see the stored row.
+    remembered.placement.location.kind !== "object";
   for (let attempt = 1; ; attempt++) {
     const before =
       attempt === 1 && usable

@@ -49,33 +49,41 @@ describe("CommitPayload with the allocations this process remembers", () => {
     expect(counter.reads).toBe(1);
   });
 
+  const deleted = (h: Harness, id: Payload["id"]) => deletePayload(h.deps, h.ctx, { id, force: false });
+  const reaped = async (h: Harness, id: Payload["id"]) => {
+    h.clock.advance(h.deps.config.allocationTimeoutMs + 1);
+    await reapAbandoned(h.deps, id);
+  };
   it.each([
-    ["deleted", (h: Harness, id: Payload["id"]) => deletePayload(h.deps, h.ctx, { id, force: false })],
-    [
-      "reaped",
-      async (h: Harness, id: Payload["id"]) => {
-        h.clock.advance(h.deps.config.allocationTimeoutMs + 1);
-        await reapAbandoned(h.deps, id);
-      },
-    ],
-  ] as const)("refuses as before when the payload was %s after it was remembered", async (_, change) => {
-    // The same scenario with and without remembered allocations: same error, same row after.
-    const outcomes = [];
-    for (const recentAllocations of [undefined, new RecentAllocations(100, 60 * 60_000)]) {
-      const h = harness({ recentAllocations });
-      const p = await allocated(h, "RAM");
-      await change(h, p.id);
-      const before = await peek(h, p.id);
-      const e = await commit(h, p.id).then(
-        () => undefined,
-        (err: { code?: string; message?: string }) => err,
-      );
-      expect(await peek(h, p.id)).toEqual(before);
-      outcomes.push({ code: e?.code, message: e?.message, row: before });
-    }
-    expect(outcomes[0]!.code).toBeDefined();
-    expect(outcomes[1]).toEqual(outcomes[0]);
-  });
+    ["a RAM", "deleted", "RAM", deleted],
+    ["a RAM", "reaped", "RAM", reaped],
+    // Never uploaded either: the object's HEAD would refuse it, but the stored row says why first.
+    ["an OBJECT", "deleted", "OBJECT", deleted],
+  ] as const)(
+    "refuses %s payload as before when it was %s after it was remembered",
+    async (_, __, tier, change) => {
+      // The same scenario with and without remembered allocations: same error, same row after.
+      const outcomes = [];
+      for (const recentAllocations of [undefined, new RecentAllocations(100, 60 * 60_000)]) {
+        const h = harness({
+          recentAllocations,
+          presigner: true,
+          capacity: { RAM: 64 * MiB, OBJECT: 64 * MiB },
+        });
+        const p = await allocated(h, tier);
+        await change(h, p.id);
+        const before = await peek(h, p.id);
+        const e = await commit(h, p.id).then(
+          () => undefined,
+          (err: { code?: string; message?: string }) => err,
+        );
+        expect(await peek(h, p.id)).toEqual(before);
+        outcomes.push({ code: e?.code, message: e?.message, row: before });
+      }
+      expect(outcomes[0]!.code).toBeDefined();
+      expect(outcomes[1]).toEqual(outcomes[0]);
+    },
+  );
 
   it("answers from the stored row when the commit would fail on the remembered one", async () => {
     const h = harness({ recentAllocations: new RecentAllocations(100, 60_000) });
