@@ -40,8 +40,9 @@ interface Waiter {
  * the deadline) fails every call in it, as each would have failed alone. An agent that does not
  * know CreateRegions (older than this API) is sent single CreateRegion calls for a minute at a time.
  *
- * Runtime-neutral (no timers). Every wait is bounded by the deadline: a queued call
- * waits at most for the batch in flight (itself bounded by timeoutMs), then for its own batch.
+ * Runtime-neutral (setImmediate where there is one, else microtasks; a setTimeout per call for
+ * its deadline). Every wait is bounded: a queued call waits at most for the batch in flight
+ * (itself bounded by timeoutMs), then for its own batch.
  */
 export class CreateRegionBatcher {
   private queue: Waiter[] = [];
