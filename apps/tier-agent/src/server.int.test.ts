@@ -1,11 +1,11 @@
 // The agent's fast path for binary unary Connect calls must answer exactly as the Connect adapter
-// does. A `connect-timeout-ms` header sends a call through the adapter instead, so each case is
+// does. A `content-encoding: identity` header (no compression, which the fast path leaves to the adapter) sends a call through the adapter instead, so each case is
 // asked both ways and the answers compared byte for byte (calls that change nothing, or change
 // nothing the second time: errors, stats, lists, frees of missing regions, creates of existing ones).
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
-import http, { request } from "node:http";
+import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,6 +23,7 @@ import {
   Tier,
   TierAgentService,
 } from "@pm/rpc";
+import { postProto, type RawAnswer, VIA_ADAPTER } from "@pm/rpc/node/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentConfigSchema } from "./config.ts";
 import { agentRequestHandler } from "./server.ts";
@@ -67,48 +68,17 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-interface Answer {
-  readonly status: number;
-  readonly contentType: string | undefined;
-  readonly body: Buffer;
-}
-
-function post(method: string, body: Uint8Array, headers: Record<string, string> = {}): Promise<Answer> {
-  const url = new URL(base);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: url.hostname,
-        port: url.port,
-        method: "POST",
-        path: `/${TierAgentService.typeName}/${method}`,
-        headers: {
-          "content-type": "application/proto",
-          "content-length": String(body.byteLength),
-          ...headers,
-        },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () =>
-          resolve({
-            status: res.statusCode!,
-            contentType: res.headers["content-type"],
-            body: Buffer.concat(chunks),
-          }),
-        );
-      },
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
-}
+const post = (method: string, body: Uint8Array, headers: Record<string, string | null> = {}) =>
+  postProto(base, `/${TierAgentService.typeName}/${method}`, body, headers);
 
 /** The same call through the fast path and through the adapter; both answers must be the same. */
-async function bothWays(method: string, body: Uint8Array): Promise<Answer> {
-  const fast = await post(method, body);
-  const adapter = await post(method, body, { "connect-timeout-ms": "60000" });
+async function bothWays(
+  method: string,
+  body: Uint8Array,
+  headers: Record<string, string> = {},
+): Promise<RawAnswer> {
+  const fast = await post(method, body, headers);
+  const adapter = await post(method, body, { ...headers, ...VIA_ADAPTER });
   expect(fast.status).toBe(adapter.status);
   expect(fast.contentType).toBe(adapter.contentType);
   expect(fast.body.toString("hex")).toBe(adapter.body.toString("hex"));
@@ -119,7 +89,7 @@ const region = (id: string, tier: Tier, size: number) =>
   create(CreateRegionRequestSchema, { payloadId: { value: uuidToBytes(id) }, tier, sizeBytes: BigInt(size) });
 const createRegions = (...regions: ReturnType<typeof region>[]) =>
   toBinary(CreateRegionsRequestSchema, create(CreateRegionsRequestSchema, { regions }));
-const errorOf = (a: Answer) => JSON.parse(a.body.toString("utf8")) as { code: string; message: string };
+const errorOf = (a: RawAnswer) => JSON.parse(a.body.toString("utf8")) as { code: string; message: string };
 
 describe("tier agent server: fast path and Connect adapter answer alike", () => {
   const existing = randomUUID();
@@ -163,6 +133,12 @@ describe("tier agent server: fast path and Connect adapter answer alike", () => 
     expect(errorOf(await bothWays("CreateRegions", createRegions(...tooMany))).code).toBe("invalid_argument");
     expect(readdirSync("/dev/shm").filter((n) => n.startsWith(prefix))).toHaveLength(1);
     expect((await bothWays("CreateRegions", new Uint8Array([0xff, 0xff, 0xff]))).status).toBe(500);
+    // With a deadline (as the API sends CreateRegions), and with one the adapter refuses.
+    expect((await bothWays("StatRegion", stat(existing), { "connect-timeout-ms": "10000" })).status).toBe(
+      200,
+    );
+    const bad = await bothWays("StatRegion", stat(existing), { "connect-timeout-ms": "soon" });
+    expect(errorOf(bad).code).toBe("invalid_argument");
   });
 
   it("keeps serving what the fast path leaves to the adapter (JSON)", async () => {

@@ -2,7 +2,7 @@ import type http from "node:http";
 import { ConnectError, type ConnectRouter, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { TierAgentService } from "@pm/rpc";
-import { unaryFastPath } from "@pm/rpc/node";
+import { adapterError, unaryFastPath } from "@pm/rpc/node";
 import type { Logger } from "./registration.ts";
 import { tierAgentService } from "./service.ts";
 import type { TierAgent } from "./tier-agent.ts";
@@ -25,7 +25,7 @@ export function agentRequestHandler(
   const routes = (r: ConnectRouter) => r.service(TierAgentService, service);
   const adapter = connectNodeAdapter({ routes, readMaxBytes: AGENT_MAX_BODY_BYTES });
   const fast = unaryFastPath(routes, AGENT_MAX_BODY_BYTES, {
-    begin: () => ({ values: () => createContextValues(), toError: (e) => ConnectError.from(e) }),
+    begin: () => ({ values: () => createContextValues(), toError: adapterError }),
     onWriteFault: (e) =>
       log.warn({ err: (e as Error).message }, "failed to answer a call; closing the connection"),
   });

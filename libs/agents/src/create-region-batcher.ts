@@ -40,9 +40,9 @@ interface Waiter {
  * the deadline) fails every call in it, as each would have failed alone. An agent that does not
  * know CreateRegions (older than this API) is sent single CreateRegion calls for a minute at a time.
  *
- * Runtime-neutral (setImmediate where there is one, else microtasks; a setTimeout per call for
- * its deadline). Every wait is bounded: a queued call waits at most for the batch in flight
- * (itself bounded by timeoutMs), then for its own batch.
+ * Runtime-neutral (setImmediate where there is one, else microtasks). Every wait is bounded: a
+ * queued call waits at most for the batch in flight (itself bounded by timeoutMs), then for its
+ * own batch.
  */
 export class CreateRegionBatcher {
   private queue: Waiter[] = [];
@@ -96,24 +96,10 @@ export class CreateRegionBatcher {
       // metrics are best effort
     }
     let results: CreateRegionResult[];
-    // The deadline is kept here rather than sent (`connect-timeout-ms`): a call without one takes
-    // the agent's fast path (@pm/rpc/node) instead of its generic Connect adapter. Creating a
-    // region never waits on anything the agent could cut short.
-    const deadline = new AbortController();
-    const timer = setTimeout(
-      () =>
-        deadline.abort(
-          new ConnectError(
-            `CreateRegions got no answer within ${this.opts.timeoutMs} ms`,
-            Code.DeadlineExceeded,
-          ),
-        ),
-      this.opts.timeoutMs,
-    );
     try {
       const res = await this.client.createRegions(
         { regions: batch.map((w) => w.req) },
-        { signal: deadline.signal },
+        { timeoutMs: this.opts.timeoutMs },
       );
       results = res.results;
     } catch (e) {
@@ -128,8 +114,6 @@ export class CreateRegionBatcher {
       }
       for (const w of batch) w.reject(e);
       return;
-    } finally {
-      clearTimeout(timer);
     }
     batch.forEach((w, i) => {
       const r = results[i]?.result;

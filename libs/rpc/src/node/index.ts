@@ -1,4 +1,5 @@
 export {
+  adapterError,
   type FastCall,
   type FastPathHooks,
   type FastRequest,

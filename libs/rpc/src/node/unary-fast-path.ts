@@ -16,6 +16,7 @@ import {
   type ContextValues,
   type HandlerContext,
 } from "@connectrpc/connect";
+import { createDeadlineSignal } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 
 export type FastRequest = http.IncomingMessage | http2.Http2ServerRequest;
@@ -48,16 +49,25 @@ export interface FastPathHooks {
 }
 
 const NEVER_ABORTED = new AbortController().signal;
+
+/**
+ * What the Connect adapter answers for an error an implementation threw: a ConnectError as it
+ * is, anything else as INTERNAL "internal error" (the cause kept, not sent). For servers without
+ * error mapping of their own.
+ */
+export const adapterError = (e: unknown): ConnectError =>
+  e instanceof ConnectError ? e : new ConnectError("internal error", Code.Internal, undefined, undefined, e);
 const JSON_OPTIONS = { alwaysEmitImplicit: true };
 
 /**
  * The common case of the Connect protocol served without the generic adapter: a unary call with
- * a binary body (`application/proto`, with a `content-length` or chunked), no compression, no
- * deadline header. The Node Connect adapter spends most of a small call on machinery this case
+ * a binary body (`application/proto`, with a `content-length` or chunked), no compression
+ * header. The Node Connect adapter spends most of a small call on machinery this case
  * does not need (abort controllers and their DOMExceptions, async iterables, header objects);
  * here the body is read, decoded, given to the same service implementation, and the answer or
- * the error written in the same bytes the adapter writes. Everything else — JSON, gRPC-Web,
- * streams, compression, deadlines, a declared length over the limit, a method not registered —
+ * the error written in the same bytes the adapter writes. A `connect-timeout-ms` deadline is
+ * the call's signal, as in the adapter. Everything else — JSON, gRPC-Web, streams, compression,
+ * a malformed deadline, a declared length over the limit, a method not registered —
  * returns false and goes to the adapter. The servers using it hold the two paths to the same
  * answers with differential tests (apps/api unary-fast-path.int.test.ts, apps/tier-agent).
  *
@@ -85,16 +95,22 @@ export function unaryFastPath(
   return function serve(req, res) {
     const h = req.headers;
     if (req.method !== "POST" || h["content-type"] !== "application/proto") return false;
-    if (h["content-encoding"] || h["connect-content-encoding"] || h["connect-timeout-ms"]) return false;
+    if (h["content-encoding"] || h["connect-content-encoding"]) return false;
+    // A deadline the adapter would accept becomes the call's signal, as the adapter makes it; a
+    // malformed one is the adapter's to refuse.
+    const timeout = h["connect-timeout-ms"];
+    if (timeout !== undefined && (typeof timeout !== "string" || !/^\d{1,10}$/.test(timeout))) return false;
     // A known length over the limit is the adapter's to refuse (its message names the size).
     const length = h["content-length"] === undefined ? undefined : Number(h["content-length"]);
     if (length !== undefined && (!Number.isSafeInteger(length) || length > maxBodyBytes)) return false;
     const entry = table.get(req.url ?? "");
     if (!entry) return false;
-    handle(entry, req, res, length).catch((e: unknown) => {
-      hooks.onWriteFault(e);
-      res.destroy();
-    });
+    handle(entry, req, res, length, timeout === undefined ? undefined : Number(timeout)).catch(
+      (e: unknown) => {
+        hooks.onWriteFault(e);
+        res.destroy();
+      },
+    );
     return true;
   };
 
@@ -103,6 +119,7 @@ export function unaryFastPath(
     req: FastRequest,
     res: FastResponse,
     length: number | undefined,
+    timeoutMs: number | undefined,
   ): Promise<void> {
     // As in the adapter: the body is read and decoded before the call (and its interceptors)
     // begins; what fails here is answered but not reported to `done`, and a client that went
@@ -122,9 +139,10 @@ export function unaryFastPath(
     }
     const started = performance.now();
     const fast = hooks.begin(entry, req);
+    const deadline = timeoutMs === undefined ? undefined : createDeadlineSignal(timeoutMs);
     let code: Code | undefined;
     try {
-      const call = handlerContext(entry, req, fast.values());
+      const call = handlerContext(entry, req, fast.values(), deadline?.signal, timeoutMs);
       const output = await entry.impl(input, call.ctx);
       const schema: DescMessage = entry.method.output;
       const bytes = toBinary(
@@ -142,6 +160,7 @@ export function unaryFastPath(
       code = err.code;
       writeError(res, err);
     } finally {
+      deadline?.cleanup();
       hooks.done?.(entry, code, (performance.now() - started) / 1000);
     }
   }
@@ -199,7 +218,14 @@ function readBody(req: FastRequest, length: number | undefined, maxBytes: number
  * something asks for them, and what an implementation sets on them is sent as the adapter would
  * (trailers as `trailer-` headers).
  */
-function handlerContext(entry: UnaryEntry, req: FastRequest, values: ContextValues) {
+function handlerContext(
+  entry: UnaryEntry,
+  req: FastRequest,
+  values: ContextValues,
+  signal: AbortSignal | undefined,
+  timeoutMs: number | undefined,
+) {
+  const due = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
   let requestHeader: Headers | undefined;
   let responseHeader: Headers | undefined;
   let responseTrailer: Headers | undefined;
@@ -209,8 +235,8 @@ function handlerContext(entry: UnaryEntry, req: FastRequest, values: ContextValu
     requestMethod: "POST",
     protocolName: "connect",
     url: req.url ?? "",
-    signal: NEVER_ABORTED,
-    timeoutMs: () => undefined,
+    signal: signal ?? NEVER_ABORTED,
+    timeoutMs: () => (due === undefined ? undefined : due - Date.now()),
     get requestHeader() {
       requestHeader ??= new Headers(
         Object.entries(req.headers).flatMap(([k, v]) =>
