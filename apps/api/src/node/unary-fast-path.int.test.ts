@@ -1,13 +1,5 @@
 import { request } from "node:http";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { DEFAULT_DOMAIN_CONFIG, type UseCaseDeps } from "@pm/domain";
-import {
-  FakeAllocator,
-  FakeClock,
-  MemoryCatalog,
-  RecordingJobQueue,
-  SequentialIds,
-} from "@pm/domain/testing";
 import {
   AcquireReadLeaseRequestSchema,
   AllocatePayloadRequestSchema,
@@ -25,12 +17,14 @@ import { postProto, type RawAnswer, VIA_ADAPTER } from "@pm/rpc/node/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../app.ts";
 import { consoleLogger } from "../logger.ts";
+import { makeTestUseCases } from "../testing/test-app.ts";
 import { PromMetrics } from "./prom-metrics.ts";
 import { listen, type RunningServers } from "./servers.ts";
 
 // The fast path for binary unary Connect calls must answer exactly as the Connect adapter does.
-// A `content-encoding: identity` header (no compression, which the fast path leaves to the adapter) sends the same call through the adapter, so every case below is
-// asked both ways and the answers compared byte for byte.
+// A `content-encoding: identity` header (no compression, which the fast path leaves to the
+// adapter) sends the same call through the adapter, so every case below is asked both ways and
+// the answers compared byte for byte.
 
 const TOKEN = "token-a";
 let servers: RunningServers;
@@ -38,16 +32,7 @@ let metrics: PromMetrics;
 const errorLogs: string[] = [];
 
 beforeAll(async () => {
-  const catalog = new MemoryCatalog();
-  const useCases: UseCaseDeps = {
-    catalog,
-    allocator: new FakeAllocator({ DISK: 1024 ** 3, RAM: 1024 ** 3 }),
-    jobs: new RecordingJobQueue(),
-    clock: new FakeClock(Date.UTC(2026, 0, 1)),
-    ids: new SequentialIds(),
-    presigner: undefined,
-    config: DEFAULT_DOMAIN_CONFIG,
-  };
+  const { deps: useCases, catalog } = makeTestUseCases(1024 ** 3, Date.UTC(2026, 0, 1));
   metrics = new PromMetrics(false);
   const deps = {
     useCases,

@@ -18,15 +18,12 @@ import { createApp } from "../app.ts";
 import { consoleLogger } from "../logger.ts";
 import { PromMetrics } from "../node/prom-metrics.ts";
 
-/**
- * An API app wired to an in-memory catalog and the fake region allocator (DISK and RAM tiers), for
- * in-process tests of the transports. Real regions are exercised by the agent and e2e tests.
- */
-export function makeTestApp(opts: { tokens?: Record<string, string>; diskCapacity?: number } = {}) {
+/** Use cases on an in-memory catalog and the fake region allocator (DISK and RAM tiers). */
+export function makeTestUseCases(diskCapacity = 1024 ** 3, now = Date.now()) {
   const catalog = new MemoryCatalog();
-  const clock = new FakeClock(Date.now());
+  const clock = new FakeClock(now);
   const jobs = new RecordingJobQueue();
-  const allocator = new FakeAllocator({ DISK: opts.diskCapacity ?? 1024 ** 3, RAM: 1024 ** 3 });
+  const allocator = new FakeAllocator({ DISK: diskCapacity, RAM: 1024 ** 3 });
   const deps: UseCaseDeps = {
     catalog,
     allocator,
@@ -36,6 +33,15 @@ export function makeTestApp(opts: { tokens?: Record<string, string>; diskCapacit
     presigner: undefined,
     config: DEFAULT_DOMAIN_CONFIG,
   };
+  return { deps, catalog, allocator, jobs, clock };
+}
+
+/**
+ * An API app wired to an in-memory catalog and the fake region allocator (DISK and RAM tiers), for
+ * in-process tests of the transports. Real regions are exercised by the agent and e2e tests.
+ */
+export function makeTestApp(opts: { tokens?: Record<string, string>; diskCapacity?: number } = {}) {
+  const { deps, catalog, allocator, jobs, clock } = makeTestUseCases(opts.diskCapacity, Date.now());
   const metrics = new PromMetrics(false);
   let n = 0;
   const app = createApp({

@@ -491,9 +491,9 @@ describe("PostgresCatalog", () => {
       }
     });
 
-    it("names its lane connections, and replaces the lease lanes' after leaseLaneLifetimeS", async () => {
+    it("names its lane connections, and replaces the lease lanes' after laneLifetimeS", async () => {
       const app = `pm-lanes-${process.pid}`;
-      const catalog = await track(open({ groupCommitLanes: 1, leaseLaneLifetimeS: 1, applicationName: app }));
+      const catalog = await track(open({ groupCommitLanes: 1, laneLifetimeS: 1, applicationName: app }));
       await catalog.transaction((t) => t.insertPayload(payload(1)));
       const backends = async (name: string) =>
         (
@@ -527,6 +527,14 @@ describe("PostgresCatalog", () => {
       await catalog.transaction((t) => t.insertPayload(payload(1)));
       await Promise.all(Array.from({ length: 20 }, (_, i) => catalog.grantLease(grantReq(i + 1))));
       expect(batches).toEqual(Array.from({ length: 20 }, () => 1));
+    });
+
+    it("refuses a lane lifetime that is not a positive whole number of seconds", async () => {
+      for (const laneLifetimeS of [0, -1, 1.5]) {
+        const err = await rejection(open({ laneLifetimeS }));
+        expect(err).toMatchObject({ code: "INVALID_ARGUMENT" });
+        expect(err.message).toMatch(/lane lifetime .* got/);
+      }
     });
 
     it("refuses more lanes than connections", async () => {

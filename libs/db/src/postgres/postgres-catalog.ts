@@ -38,7 +38,12 @@ import {
   readBatchParams,
   readBatchResults,
 } from "./payload-batches.ts";
-import { BatchedAutocommitTx, POSTGRES_DIALECT, PostgresCatalogTx } from "./postgres-catalog-tx.ts";
+import {
+  BatchedAutocommitTx,
+  type BatchedStatements,
+  POSTGRES_DIALECT,
+  PostgresCatalogTx,
+} from "./postgres-catalog-tx.ts";
 import {
   describeUrl,
   isSerializationConflict,
@@ -101,10 +106,10 @@ export interface PostgresCatalogOptions {
    */
   readonly onGroupCommit?: (size: number, statement: GroupCommitStatement) => void;
   /**
-   * Seconds a lane's connection lives before it is replaced (default LEASE_LANE_LIFETIME_S),
+   * Seconds a lane's connection lives before it is replaced (default LANE_LIFETIME_S),
    * which makes its plans again from the tables' current sizes.
    */
-  readonly leaseLaneLifetimeS?: number;
+  readonly laneLifetimeS?: number;
   /** How often a transaction aborted by a serialization failure or deadlock is run again (default 5). */
   readonly maxRetries?: number;
   /** application_name of the connections, as pg_stat_activity shows it (default "payload-manager"). */
@@ -205,23 +210,16 @@ const WAITERS: Record<GroupCommitStatement, string> = {
   payload_updates: "payload updates",
 };
 
-/** The group-commit batchers of the autocommit statements (see payload-batches.ts). */
-interface AutocommitBatches {
-  readonly reads: GroupCommit<PayloadId, Payload | undefined>;
-  readonly inserts: GroupCommit<Payload, undefined>;
-  readonly cas: GroupCommit<PayloadCas, boolean | typeof CAS_BUSY>;
-}
-
 /**
  * Session settings of the lease lanes. The lease statement (many CTEs) is run on its generic
  * plan: re-planned on every execution it cost three times the CPU. A generic plan is made once
  * per connection, from the table sizes of that moment; one made while a fresh catalog was nearly
  * empty can look ids up through a listing index (id is its last column), which reads the whole
  * index once the table has grown. So: no sequential scans, and the lease lanes' connections are
- * replaced every LEASE_LANE_LIFETIME_S seconds, which makes their plans again from current sizes.
+ * replaced every LANE_LIFETIME_S seconds, which makes their plans again from current sizes.
  */
 export const LEASE_LANE_SETTINGS = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off";
-export const LEASE_LANE_LIFETIME_S = 30;
+export const LANE_LIFETIME_S = 30;
 
 /**
  * Session settings of the payload lanes (reads, inserts, compare-and-sets): by default planned on
@@ -230,7 +228,7 @@ export const LEASE_LANE_LIFETIME_S = 30;
  * database CPU, though, so a connection opened when the table is past GENERIC_PLAN_MIN_ROWS
  * (by its statistics) uses generic plans instead (PAYLOAD_LANE_PLAN_SQL): a plan made on a
  * table that size looks ids up by primary key. The lanes' connections are replaced every
- * LEASE_LANE_LIFETIME_S seconds, which decides again.
+ * LANE_LIFETIME_S seconds, which decides again.
  */
 export const PAYLOAD_LANE_SETTINGS = "-c plan_cache_mode=force_custom_plan -c enable_seqscan=off";
 export const GENERIC_PLAN_MIN_ROWS = 1_000;
@@ -238,8 +236,8 @@ export const PAYLOAD_LANE_PLAN_SQL = `SELECT set_config('plan_cache_mode',
   CASE WHEN reltuples >= ${GENERIC_PLAN_MIN_ROWS} THEN 'force_generic_plan' ELSE 'force_custom_plan' END, false)
   FROM pg_class WHERE oid = 'payloads'::regclass`;
 
-/** Payload statements batched beside leases, each with `group_commit_lanes` connections of its own. */
-const PAYLOAD_STATEMENTS = Object.keys(WAITERS).length - 1;
+/** Payload statements batched beside leases (reads, inserts, compare-and-sets), each with `group_commit_lanes` connections. */
+const PAYLOAD_STATEMENTS = 3;
 
 /**
  * The catalog in Postgres (production): a connection pool shared by the replicas of a process,
@@ -251,7 +249,7 @@ export class PostgresCatalog implements Catalog {
   private closing: Promise<void> | undefined;
   private readonly leases: GroupCommit<LeaseOp, LeaseOpResult>;
   /** The autocommit statements of AllocatePayload and CommitPayload, batched the same way. */
-  private readonly batched: AutocommitBatches | undefined;
+  private readonly batched: BatchedStatements | undefined;
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -292,20 +290,27 @@ export class PostgresCatalog implements Catalog {
     );
     if (lanes > 0) {
       const shape = { lanes, maxBatch: 256 };
+      const reads = batcher("payload_reads", shape, async (ids: readonly PayloadId[]) =>
+        readBatchResults(ids, await this.statement(this.payloadPool, READ_BATCH_SQL, readBatchParams(ids))),
+      );
+      const inserts = batcher("payload_inserts", shape, async (ps: readonly Payload[]) => {
+        await this.statement(this.payloadPool, INSERT_BATCH_SQL, insertBatchParams(ps));
+        return ps.map(() => undefined);
+      });
+      const cas = batcher("payload_updates", shape, async (batch: readonly PayloadCas[]) =>
+        casBatchResults(batch, await this.statement(this.payloadPool, CAS_BATCH_SQL, casBatchParams(batch))),
+      );
       this.batched = {
-        reads: batcher("payload_reads", shape, async (ids: readonly PayloadId[]) =>
-          readBatchResults(ids, await this.statement(this.payloadPool, READ_BATCH_SQL, readBatchParams(ids))),
-        ),
-        inserts: batcher("payload_inserts", shape, async (ps: readonly Payload[]) => {
-          await this.statement(this.payloadPool, INSERT_BATCH_SQL, insertBatchParams(ps));
-          return ps.map(() => undefined);
-        }),
-        cas: batcher("payload_updates", shape, async (batch: readonly PayloadCas[]) =>
-          casBatchResults(
-            batch,
-            await this.statement(this.payloadPool, CAS_BATCH_SQL, casBatchParams(batch)),
-          ),
-        ),
+        getPayload: (id) => reads.submit(id),
+        insertPayload: async (p) => {
+          await inserts.submit(p);
+        },
+        updatePayloadIf: async (next, expected) => {
+          const r = await cas.submit({ next, expected });
+          // Locked by a transaction in flight: compare after it, on our own.
+          if (r !== CAS_BUSY) return r;
+          return this.session((alone) => alone.updatePayloadIf(next, expected), false);
+        },
       };
     }
   }
@@ -325,6 +330,15 @@ export class PostgresCatalog implements Catalog {
       throw invalidArgument(
         `Postgres group commit lanes must be an integer from 0 to the pool size ${poolSize}, got ${lanes}`,
         { field: "groupCommitLanes" },
+      );
+    }
+    const laneLifetimeS = o.laneLifetimeS ?? LANE_LIFETIME_S;
+    if (!Number.isInteger(laneLifetimeS) || laneLifetimeS < 1) {
+      throw invalidArgument(
+        `Postgres lane lifetime must be a positive whole number of seconds, got ${laneLifetimeS}`,
+        {
+          field: "laneLifetimeS",
+        },
       );
     }
     const ctx = errorContext(o);
@@ -348,14 +362,14 @@ export class PostgresCatalog implements Catalog {
       const app = o.applicationName ?? "payload-manager";
       const leaseConfig = poolConfig(o, lanes);
       leaseConfig.options = `${leaseConfig.options ?? ""} ${LEASE_LANE_SETTINGS}`.trim();
-      leaseConfig.maxLifetimeSeconds = o.leaseLaneLifetimeS ?? LEASE_LANE_LIFETIME_S;
+      leaseConfig.maxLifetimeSeconds = laneLifetimeS;
       leaseConfig.application_name = `${app}/lease-lane`;
       lanePool = new pg.Pool(leaseConfig);
       lanePool.on("error", (err) => onPoolError?.(err));
       const payloadConfig = poolConfig(o, lanes * PAYLOAD_STATEMENTS);
       payloadConfig.options = `${payloadConfig.options ?? ""} ${PAYLOAD_LANE_SETTINGS}`.trim();
       payloadConfig.application_name = `${app}/payload-lane`;
-      payloadConfig.maxLifetimeSeconds = o.leaseLaneLifetimeS ?? LEASE_LANE_LIFETIME_S;
+      payloadConfig.maxLifetimeSeconds = laneLifetimeS;
       payloadPool = new pg.Pool(payloadConfig);
       // Sent before anything else on a new connection (a client runs its queries in order); if
       // it fails, the connection keeps planning every execution.
@@ -394,7 +408,7 @@ export class PostgresCatalog implements Catalog {
   private async session<T>(
     fn: (tx: CatalogTx) => Promise<T>,
     wrap: boolean,
-    batched?: AutocommitBatches,
+    batched?: BatchedStatements,
   ): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const exec = new PgExecutor(() => this.connect(), this.named, this.ctx);
@@ -402,16 +416,7 @@ export class PostgresCatalog implements Catalog {
       try {
         if (wrap) await (await exec.connection()).query("BEGIN");
         const tx = batched
-          ? new BatchedAutocommitTx(exec, POSTGRES_DIALECT, {
-              getPayload: (id) => batched.reads.submit(id),
-              insertPayload: (p) => batched.inserts.submit(p),
-              updatePayloadIf: async (next, expected) => {
-                const r = await batched.cas.submit({ next, expected });
-                // Locked by a transaction in flight (or gone): compare after it, on our own.
-                if (r !== CAS_BUSY) return r;
-                return this.session((alone) => alone.updatePayloadIf(next, expected), false);
-              },
-            })
+          ? new BatchedAutocommitTx(exec, POSTGRES_DIALECT, batched)
           : new PostgresCatalogTx(exec, POSTGRES_DIALECT);
         const result = await fn(tx);
         exec.end();

@@ -204,7 +204,7 @@ describe("Postgres query plans at scale", () => {
       // (PAYLOAD_LANE_SETTINGS) until the statistics say GENERIC_PLAN_MIN_ROWS, and keep a
       // generic plan made from then on, so they pass from an empty table on. The lease statement keeps
       // its generic plan (LEASE_LANE_SETTINGS); one made on an empty table may pick a listing
-      // index, which is why its connections are replaced every LEASE_LANE_LIFETIME_S seconds:
+      // index, which is why its connections are replaced every LANE_LIFETIME_S seconds:
       // it is held to the right plan from a table of a page or so on.
       const schema = newSchema();
       await migratePostgres(URL, { schema });
