@@ -3,10 +3,7 @@
 // asked both ways and the answers compared byte for byte (calls that change nothing, or change
 // nothing the second time: errors, stats, lists, frees of missing regions, creates of existing ones).
 import { randomUUID } from "node:crypto";
-import { once } from "node:events";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -23,7 +20,7 @@ import {
   Tier,
   TierAgentService,
 } from "@pm/rpc";
-import { postProto, type RawAnswer, VIA_ADAPTER } from "@pm/rpc/node/testing";
+import { postProto, type RawAnswer, serveOnLoopback, VIA_ADAPTER } from "@pm/rpc/node/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentConfigSchema } from "./config.ts";
 import { agentRequestHandler } from "./server.ts";
@@ -34,7 +31,7 @@ import { ramTier } from "./tiers/ram.ts";
 const prefix = `pmt-srv-${process.pid}-`;
 let dir: string;
 let agent: TierAgent;
-let server: http.Server;
+let server: Awaited<ReturnType<typeof serveOnLoopback>>;
 let base: string;
 const warnings: string[] = [];
 
@@ -52,15 +49,12 @@ beforeAll(async () => {
     warn: (_: object, m?: string) => void warnings.push(m ?? ""),
     error: () => undefined,
   };
-  server = http.createServer(agentRequestHandler(agent, log));
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  server = await serveOnLoopback(agentRequestHandler(agent, log));
+  base = server.baseUrl;
 });
 
 afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
+  await server.close();
   for (const b of agent.tiers()) for (const r of await b.list()) await b.free(r.payloadId);
   await agent.close();
   for (const name of readdirSync("/dev/shm").filter((n) => n.startsWith(prefix)))

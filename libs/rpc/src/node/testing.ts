@@ -1,4 +1,6 @@
-import { request } from "node:http";
+import { once } from "node:events";
+import http, { request } from "node:http";
+import type { AddressInfo } from "node:net";
 
 /** An HTTP answer as the wire carried it. */
 export interface RawAnswer {
@@ -55,3 +57,19 @@ export function postProto(
 
 /** Added to a call, sends it to the Connect adapter instead (the fast path leaves any content-encoding to it). */
 export const VIA_ADAPTER = { "content-encoding": "identity" } as const;
+
+/** An HTTP/1.1 server on a free loopback port, for tests; `close` ends its connections too. */
+export async function serveOnLoopback(
+  handler: http.RequestListener,
+): Promise<{ readonly baseUrl: string; close(): Promise<void> }> {
+  const server = http.createServer(handler);
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return {
+    baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}

@@ -1,18 +1,15 @@
 // Deadlines on the fast path: a `connect-timeout-ms` the adapter accepts becomes the call's
 // signal and timeoutMs(), as the adapter makes them, so an implementation that honours its
 // deadline answers the same both ways; a malformed one is left to the adapter.
-import { once } from "node:events";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { ConnectError, type ConnectRouter, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ListRegionsRequestSchema, TierAgentService } from "../index.ts";
-import { postProto, VIA_ADAPTER } from "./testing.ts";
+import { postProto, serveOnLoopback, VIA_ADAPTER } from "./testing.ts";
 import { adapterError, unaryFastPath } from "./unary-fast-path.ts";
 
-let server: http.Server;
+let server: Awaited<ReturnType<typeof serveOnLoopback>>;
 let base: string;
 let fastCalls = 0;
 const seen: { timeoutMs: number | undefined; aborted: boolean }[] = [];
@@ -42,18 +39,13 @@ beforeAll(async () => {
     },
     onWriteFault: () => undefined,
   });
-  server = http.createServer((req, res) => {
+  server = await serveOnLoopback((req, res) => {
     if (!fast(req, res)) adapter(req, res);
   });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = server.baseUrl;
 });
 
-afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
-});
+afterAll(() => server.close());
 
 const list = (headers: Record<string, string>) =>
   postProto(
