@@ -70,7 +70,9 @@ function payloadRecord(p: Payload): Record<string, unknown> {
 
 // ---- reads -------------------------------------------------------------------------------------
 
-export const READ_BATCH_SQL = `SELECT ${PAYLOAD_COLUMNS.join(", ")} FROM payloads WHERE id = ANY($1::text[])`;
+// ORDER BY id: only the primary key yields that order without a sort, which keeps a generic plan
+// made on an empty table on it (otherwise it may pick a listing index, whose last column is id).
+export const READ_BATCH_SQL = `SELECT ${PAYLOAD_COLUMNS.join(", ")} FROM payloads WHERE id = ANY($1::text[]) ORDER BY id`;
 
 export const readBatchParams = (ids: readonly PayloadId[]): unknown[] => [[...new Set(ids)]];
 

@@ -222,19 +222,14 @@ export const LEASE_LANE_SETTINGS = "-c plan_cache_mode=force_generic_plan -c ena
 export const LANE_LIFETIME_S = 30;
 
 /**
- * Session settings of the payload lanes (reads, inserts, compare-and-sets): by default planned on
- * every execution, with the batch's own ids and the table's current size, so that no plan made
- * on a nearly empty catalog outlives that. Planning is about a third of these statements'
- * database CPU, though, so a connection opened when the table is past GENERIC_PLAN_MIN_ROWS
- * (by its statistics) uses generic plans instead (PAYLOAD_LANE_PLAN_SQL): a plan made on a
- * table that size looks ids up by primary key. The lanes' connections are replaced every
- * LANE_LIFETIME_S seconds, which decides again.
+ * Session settings of the payload lanes (reads, inserts, compare-and-sets): generic plans, made
+ * once per connection. Re-planning them (and the payload_counts trigger statements they fire) on
+ * every execution was about a third of their database CPU. Their lookups are all
+ * `id = ANY(ids)` on the primary key, and the plan test holds plans made on an empty table to
+ * that as it grows, so unlike the lease statement they do not depend on the table's size when
+ * planned. Their connections are replaced every LANE_LIFETIME_S seconds all the same.
  */
-export const PAYLOAD_LANE_SETTINGS = "-c plan_cache_mode=force_custom_plan -c enable_seqscan=off";
-export const GENERIC_PLAN_MIN_ROWS = 1_000;
-export const PAYLOAD_LANE_PLAN_SQL = `SELECT set_config('plan_cache_mode',
-  CASE WHEN reltuples >= ${GENERIC_PLAN_MIN_ROWS} THEN 'force_generic_plan' ELSE 'force_custom_plan' END, false)
-  FROM pg_class WHERE oid = 'payloads'::regclass`;
+export const PAYLOAD_LANE_SETTINGS = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off";
 
 /** Payload statements batched beside leases (reads, inserts, compare-and-sets), each with `group_commit_lanes` connections. */
 const PAYLOAD_STATEMENTS = 3;
@@ -371,11 +366,6 @@ export class PostgresCatalog implements Catalog {
       payloadConfig.application_name = `${app}/payload-lane`;
       payloadConfig.maxLifetimeSeconds = laneLifetimeS;
       payloadPool = new pg.Pool(payloadConfig);
-      // Sent before anything else on a new connection (a client runs its queries in order); if
-      // it fails, the connection keeps planning every execution.
-      payloadPool.on("connect", (client) => {
-        client.query(PAYLOAD_LANE_PLAN_SQL).catch(() => undefined);
-      });
       payloadPool.on("error", (err) => onPoolError?.(err));
     }
     return new PostgresCatalog(
