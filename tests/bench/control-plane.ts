@@ -72,6 +72,8 @@ export async function freshDatabase(prefix: string): Promise<BenchDatabase> {
 export interface ControlPlane {
   /** The API's HTTP/1.1 base URL. */
   readonly url: string;
+  /** The tier agent's base URL (what the API calls). */
+  readonly agentUrl: string;
   /** Process ids of the API and the agent (for CPU accounting). */
   readonly pids: { readonly api: number; readonly agent: number };
   readonly client: PayloadClient;
@@ -175,6 +177,7 @@ export async function startControlPlane(catalogUrl?: string): Promise<ControlPla
   }
   return {
     url,
+    agentUrl: `http://127.0.0.1:${agentPort}`,
     pids: { api: api.proc.pid!, agent: children[1]!.proc.pid! },
     client: createNodePayloadClient({ baseUrl: url }),
     close: stopAll,
@@ -200,7 +203,7 @@ interface CpuSplit {
 const TICKS_PER_SEC = 100; // USER_HZ on Linux
 
 /** utime + stime of a process in seconds (0 when it is gone or /proc is absent). */
-function cpuSeconds(pid: number): number {
+export function cpuSeconds(pid: number): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");

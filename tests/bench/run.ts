@@ -1,6 +1,7 @@
 // `npm run bench`: every benchmark, each printing the project's figure next to a baseline measured
-// in the same run. Select with PM_BENCH=control-plane,control-plane-postgres,postgres-scale,data-plane,object-tier,jobs
+// in the same run. Select with PM_BENCH=control-plane,control-plane-postgres,agent-client,postgres-scale,data-plane,object-tier,jobs
 // (default: all).
+import { agentClientBench } from "./agent-client.ts";
 import { controlPlaneBench, controlPlanePostgresBench } from "./control-plane.ts";
 import { dataPlaneBench } from "./data-plane.ts";
 import { jobsBench } from "./jobs.ts";
@@ -15,6 +16,7 @@ console.log(
 );
 if (want("control-plane")) await controlPlaneBench();
 if (want("control-plane-postgres")) await controlPlanePostgresBench();
+if (want("agent-client")) await agentClientBench();
 if (want("postgres-scale")) await postgresScaleBench();
 if (want("data-plane")) await dataPlaneBench();
 if (want("object-tier")) await objectTierBench();

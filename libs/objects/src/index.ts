@@ -1,3 +1,4 @@
+export { nodeAgentTransports } from "./agent-transports.ts";
 export {
   DEFAULT_KEY_PREFIX,
   isKeyOfPayload,

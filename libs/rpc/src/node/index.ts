@@ -1,3 +1,4 @@
+export { createHttp1UnaryTransport, type Http1UnaryTransportOptions } from "./http1-unary-transport.ts";
 export {
   adapterError,
   type FastCall,
