@@ -71,11 +71,18 @@ stale AS (
   WHERE p.last_access_at <= r.touch_before
   GROUP BY r.payload_id
 ),
+-- Payload rows are found by id = ANY(array), ORDER BY id (which only the primary key gives
+-- without a sort), and updated by the ctid they were locked at: no join and no lookup for a
+-- generic plan made on a near-empty table to send through a listing index. A row that another
+-- transaction changed between this statement's snapshot and the lock is left as it is (its locked
+-- version is not visible to the update): the bump is best effort, like skipping locked rows.
+touchable AS (
+  SELECT ctid FROM payloads WHERE id = ANY(ARRAY(SELECT id FROM stale)) ORDER BY id FOR NO KEY UPDATE SKIP LOCKED
+),
 touched AS (
-  UPDATE payloads t SET last_access_at = s.now FROM stale s
-  WHERE t.id = s.id AND t.last_access_at < s.now
-    AND t.id = ANY(ARRAY(
-      SELECT id FROM payloads WHERE id = ANY($2::text[]) AND id IN (SELECT id FROM stale) FOR NO KEY UPDATE SKIP LOCKED))
+  UPDATE payloads t SET last_access_at = (SELECT s.now FROM stale s WHERE s.id = t.id)
+  WHERE t.ctid = ANY(ARRAY(SELECT ctid FROM touchable))
+    AND t.last_access_at < (SELECT s.now FROM stale s WHERE s.id = t.id)
   RETURNING t.id, t.last_access_at
 ),
 rel AS (
@@ -93,9 +100,10 @@ released AS (
   RETURNING id, payload_id
 ),
 -- The released leases' payloads, for their state. By = ANY(array) like every payload lookup here:
--- as a join, a generic plan made while the table was nearly empty scanned the whole primary key.
-released_payloads AS (
-  SELECT * FROM payloads WHERE id = ANY(ARRAY(SELECT payload_id FROM released))
+-- as a join, a generic plan made while the table was nearly empty scanned the whole primary key;
+-- ORDER BY id keeps such a plan off the listing indexes (only the primary key gives that order).
+released_payloads AS MATERIALIZED (
+  SELECT * FROM payloads WHERE id = ANY(ARRAY(SELECT payload_id FROM released)) ORDER BY id
 )
 SELECT 0 AS kind, r.ord,
        NOT EXISTS (SELECT 1 FROM locked k WHERE k.id = r.payload_id) AS busy,

@@ -214,9 +214,12 @@ const WAITERS: Record<GroupCommitStatement, string> = {
  * Session settings of the lease lanes. The lease statement (many CTEs) is run on its generic
  * plan: re-planned on every execution it cost three times the CPU. A generic plan is made once
  * per connection, from the table sizes of that moment; one made while a fresh catalog was nearly
- * empty can look ids up through a listing index (id is its last column), which reads the whole
- * index once the table has grown. So: no sequential scans, and the lease lanes' connections are
- * replaced every LANE_LIFETIME_S seconds, which makes their plans again from current sizes.
+ * empty used to look ids up through a listing index (id is its last column), which reads the
+ * whole index once the table has grown. The statement now reaches payload rows only by
+ * `id = ANY(array)` with ORDER BY id, or by ctid, and the plan test holds plans made on an empty
+ * or never-analyzed table to primary-key lookups. No sequential scans, and as a safety net the
+ * lanes' connections are replaced every LANE_LIFETIME_S seconds, which makes their plans again
+ * from current sizes.
  */
 export const LEASE_LANE_SETTINGS = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off";
 export const LANE_LIFETIME_S = 30;
@@ -226,8 +229,7 @@ export const LANE_LIFETIME_S = 30;
  * once per connection. Re-planning them (and the payload_counts trigger statements they fire) on
  * every execution was about a third of their database CPU. Their lookups are all
  * `id = ANY(ids)` on the primary key, and the plan test holds plans made on an empty table to
- * that as it grows, so unlike the lease statement they do not depend on the table's size when
- * planned. Their connections are replaced every LANE_LIFETIME_S seconds all the same.
+ * that as it grows. Their connections are replaced every LANE_LIFETIME_S seconds all the same.
  */
 export const PAYLOAD_LANE_SETTINGS = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off";
 
