@@ -199,6 +199,9 @@ function expectRolesAgree(loaded: { name: string; role: Role; config: Effective 
   expect(agent!.controlPlaneToken, `${where}: the agent presents the API's agent token`).toBe(
     api!.auth.agentToken,
   );
+  expect(worker!.agentToken, `${where}: the worker sends agents the same agent token`).toBe(
+    api!.auth.agentToken,
+  );
   expect(WILDCARD, `${where}: api.host`).toContain(api!.host);
   expect(WILDCARD, `${where}: worker.metrics.host`).toContain(worker!.metrics.host);
   expect(WILDCARD, `${where}: agent.listenHost`).toContain(agent!.listenHost);

@@ -54,6 +54,7 @@ export async function startApi(config: ApiConfig, overrides: ApiOverrides = {}):
     catalog,
     clock,
     agentTtlMs: config.agentTtlMs,
+    agentToken: config.auth.agentToken,
     objectStore: config.objectStore,
     onCreateBatch: (size) => metrics.observeAgentBatch(size),
   });

@@ -23,6 +23,11 @@ export const AgentConfigSchema = z
     advertiseUrl: z.string().url().optional(),
     /** The API's HTTP URL, where the agent registers and heartbeats. */
     controlPlaneUrl: z.string().url().default("http://127.0.0.1:8080"),
+    /**
+     * The agent token (PM_AGENT_TOKEN), the same for the API, the workers and the agents: sent to
+     * the registry, and required of every call to this agent (`authorization: Bearer <token>`).
+     * "" = none: the agent serves anyone who can reach it (development).
+     */
     controlPlaneToken: z.string().default(""),
     logLevel: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
     /** Regions the catalog does not know are freed only after this long (allocations in flight). */

@@ -58,7 +58,7 @@ export async function startAgent(
     : undefined;
   const agent = new TierAgent(backends, copiers, objects);
 
-  const server = http.createServer(agentRequestHandler(agent, log));
+  const server = http.createServer(agentRequestHandler(agent, log, { token: config.controlPlaneToken }));
   server.listen(config.port, config.listenHost);
   await once(server, "listening");
   const addr = server.address() as AddressInfo;

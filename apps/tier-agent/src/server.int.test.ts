@@ -20,6 +20,7 @@ import {
   Tier,
   TierAgentService,
 } from "@pm/rpc";
+import { createHttp1UnaryTransport } from "@pm/rpc/node";
 import { postProto, type RawAnswer, serveOnLoopback, VIA_ADAPTER } from "@pm/rpc/node/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentConfigSchema } from "./config.ts";
@@ -146,5 +147,70 @@ describe("tier agent server: fast path and Connect adapter answer alike", () => 
       client.statRegion({ payloadId: { value: uuidToBytes(randomUUID()) }, tier: Tier.RAM }),
     ).rejects.toSatisfy((e) => ConnectError.from(e).code === Code.NotFound);
     expect(warnings).toEqual([]);
+  });
+});
+
+describe("tier agent server with an agent token", () => {
+  const token = "agent-s3cret";
+  let guarded: Awaited<ReturnType<typeof serveOnLoopback>>;
+  const list = toBinary(ListRegionsRequestSchema, create(ListRegionsRequestSchema));
+  const listAt = (headers: Record<string, string>) =>
+    postProto(guarded.baseUrl, `/${TierAgentService.typeName}/ListRegions`, list, headers);
+
+  beforeAll(async () => {
+    const log = { info: () => undefined, warn: () => undefined, error: () => undefined };
+    guarded = await serveOnLoopback(agentRequestHandler(agent, log, { token }));
+  });
+  afterAll(() => guarded.close());
+
+  it("refuses calls without the token, or with another, UNAUTHENTICATED on both paths alike", async () => {
+    for (const [headers, says] of [
+      [{}, /^missing agent token/],
+      [{ authorization: "Bearer agent-s3cre" }, /^wrong agent token/],
+      [{ authorization: `Basic ${token}` }, /^missing agent token/],
+      [{ authorization: `Bearer ${token}x` }, /^wrong agent token/],
+    ] as const) {
+      const fast = await listAt(headers);
+      const adapter = await listAt({ ...headers, ...VIA_ADAPTER });
+      expect(fast.status).toBe(401);
+      expect(fast.body.toString("hex")).toBe(adapter.body.toString("hex"));
+      expect(errorOf(fast).code).toBe("unauthenticated");
+      expect(errorOf(fast).message).toMatch(says);
+    }
+  });
+
+  it("refuses a create without the token before any region is made", async () => {
+    const id = randomUUID();
+    const before = readdirSync("/dev/shm").filter((n) => n.startsWith(prefix)).length;
+    const refused = await postProto(
+      guarded.baseUrl,
+      `/${TierAgentService.typeName}/CreateRegions`,
+      createRegions(region(id, Tier.RAM, 4096)),
+    );
+    expect(errorOf(refused).code).toBe("unauthenticated");
+    expect(readdirSync("/dev/shm").filter((n) => n.startsWith(prefix))).toHaveLength(before);
+  });
+
+  it("serves calls that carry it, through the control plane's client and JSON alike", async () => {
+    const withToken = { authorization: `Bearer ${token}` };
+    expect((await listAt(withToken)).status).toBe(200);
+    expect((await listAt({ ...withToken, ...VIA_ADAPTER })).status).toBe(200);
+    const lean = createClient(
+      TierAgentService,
+      createHttp1UnaryTransport({
+        baseUrl: guarded.baseUrl,
+        fallback: createConnectTransport({ baseUrl: guarded.baseUrl, httpVersion: "1.1" }),
+        headers: withToken,
+      }),
+    );
+    expect((await lean.listRegions({})).regions.length).toBeGreaterThan(0);
+    const json = createClient(
+      TierAgentService,
+      createConnectTransport({ baseUrl: guarded.baseUrl, httpVersion: "1.1", useBinaryFormat: false }),
+    );
+    await expect(json.listRegions({}, { headers: withToken })).resolves.toBeDefined();
+    await expect(json.listRegions({})).rejects.toSatisfy(
+      (e) => ConnectError.from(e).code === Code.Unauthenticated,
+    );
   });
 });

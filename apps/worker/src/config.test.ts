@@ -42,7 +42,12 @@ describe("loadWorkerConfig", () => {
       allocationTimeoutMs: 600_000,
       agentTtlMs: 15_000,
       moveTimeoutMs: 1_800_000,
+      agentToken: "",
     });
+  });
+
+  it("takes the agent token from PM_AGENT_TOKEN, as the API and the agents do", () => {
+    expect(loadWorkerConfig(undefined, { PM_AGENT_TOKEN: "s3cret" }).agentToken).toBe("s3cret");
   });
 
   it("reads the worker: section of the YAML file, and PM_* variables override it", () => {

@@ -59,6 +59,11 @@ export const WorkerConfigSchema = z
     agentTtlMs: positiveMs.default(15_000),
     /** A move still SPILLING after this long is taken for crashed and repaired by the sweep. */
     moveTimeoutMs: positiveMs.default(1_800_000),
+    /**
+     * The agents' token (the same PM_AGENT_TOKEN as the API's `auth.agentToken` and the agents'),
+     * sent on every call to an agent; agents that have one refuse calls without it. "" = none.
+     */
+    agentToken: z.string().default(""),
     /** The object tier, as the API has it: the worker frees objects and has agents move bytes. */
     objectStore: ObjectStoreConfigSchema.optional(),
   })
@@ -86,6 +91,7 @@ export const WORKER_ENV: Readonly<Record<string, EnvBinding>> = {
   PM_ALLOCATION_TIMEOUT_MS: { path: ["allocationTimeoutMs"], kind: "number" },
   PM_AGENT_TTL_MS: { path: ["agentTtlMs"], kind: "number" },
   PM_MOVE_TIMEOUT_MS: { path: ["moveTimeoutMs"], kind: "number" },
+  PM_AGENT_TOKEN: { path: ["agentToken"], kind: "string" },
   ...Object.fromEntries(
     Object.entries(OBJECT_STORE_ENV).map(([name, v]) => [
       name,

@@ -64,6 +64,7 @@ export async function startWorker(
     catalog,
     clock,
     agentTtlMs: config.agentTtlMs,
+    agentToken: config.agentToken,
     objectStore: config.objectStore,
   });
   const allocator = overrides.allocator ?? regions.allocator;

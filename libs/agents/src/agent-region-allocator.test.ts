@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { AgentRegionAllocator } from "./agent-region-allocator.ts";
 import { regionOf, tierOfPb } from "./region-mapping.ts";
 
-type Behaviour = "ok" | "full" | "down";
+type Behaviour = "ok" | "full" | "down" | "locked";
 
 /** How a fake agent behaves; `refuseSizes`: regions of these sizes are refused as full even when "ok". */
 interface AgentState {
@@ -25,6 +25,7 @@ function fakeAgent(name: string, behaviour: AgentState, calls: string[], batches
     if (behaviour.current === "full" || behaviour.refuseSizes?.includes(Number(req.sizeBytes)))
       throw new ConnectError("full", Code.ResourceExhausted);
     if (behaviour.current === "down") throw new ConnectError("down", Code.Unavailable);
+    if (behaviour.current === "locked") throw new ConnectError("missing agent token", Code.Unauthenticated);
     const id = uuidFromBytes(req.payloadId!.value);
     return regionOf(req.payloadId!.value, tierOfPb(req.tier), Number(req.sizeBytes), {
       kind: "ram",
@@ -41,6 +42,8 @@ function fakeAgent(name: string, behaviour: AgentState, calls: string[], batches
         createRegions(req) {
           calls.push(`${name}:creates(${req.regions.map((r) => r.sizeBytes).join(",")})`);
           if (behaviour.current === "down") throw new ConnectError("down", Code.Unavailable);
+          if (behaviour.current === "locked")
+            throw new ConnectError("missing agent token", Code.Unauthenticated);
           return {
             results: req.regions.map((r) => {
               try {
@@ -248,6 +251,18 @@ describe("AgentRegionAllocator", () => {
     await expect(dead.alloc.allocate(req(10))).rejects.toMatchObject({ code: "NO_AGENT" });
     const down = await setup([{ id: "a", free: 1000, behaviour: "down" }]);
     await expect(down.alloc.allocate(req(10))).rejects.toMatchObject({ code: "NO_AGENT" });
+  });
+
+  it("reports an agent that refuses the control plane (agent token) as UNAVAILABLE, naming the agent and why", async () => {
+    for (const batches of [false, true]) {
+      const { alloc } = await setup([{ id: "a", free: 1000, behaviour: "locked", batches }]);
+      const e = await alloc.allocate(req(10)).catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(DomainError);
+      expect(e).toMatchObject({ code: "UNAVAILABLE" });
+      expect((e as DomainError).message).toMatch(
+        /tier agent a .* refused the control plane: missing agent token/,
+      );
+    }
   });
 
   it("frees on the agent that owns the region, and reports an unknown owner as UNAVAILABLE", async () => {

@@ -333,6 +333,10 @@ function agentError(err: ConnectError, agent: AgentRecord): DomainError {
       return new DomainError("NOT_FOUND", `${where}: ${err.rawMessage}`);
     case Code.InvalidArgument:
       return new DomainError("INVALID_ARGUMENT", `${where}: ${err.rawMessage}`);
+    case Code.Unauthenticated:
+    case Code.PermissionDenied:
+      // A deployment fault, not the caller's: the agent token differs between the processes.
+      return new DomainError("UNAVAILABLE", `${where} refused the control plane: ${err.rawMessage}`);
     default:
       return new DomainError(
         "UNAVAILABLE",

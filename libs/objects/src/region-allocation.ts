@@ -24,8 +24,10 @@ export function createRegionAllocation(opts: {
   readonly catalog: Catalog;
   readonly clock: Clock;
   readonly agentTtlMs: number;
-  /** How to reach an agent's endpoint; default: Connect over keep-alive node:http(s). */
+  /** How to reach an agent's endpoint; default: nodeAgentTransports with `agentToken`. */
   readonly transportFor?: (endpoint: string) => Transport;
+  /** The agents' token (PM_AGENT_TOKEN), sent on every call to an agent; "" or absent: none. */
+  readonly agentToken?: string | undefined;
   readonly objectStore: ObjectStoreSettings | undefined;
   /** See AgentRegionAllocatorOptions.agentsCacheMs; default 1000 ms. */
   readonly agentsCacheMs?: number;
@@ -34,7 +36,7 @@ export function createRegionAllocation(opts: {
 }): RegionAllocation {
   const agents = new AgentRegionAllocator({
     ...opts,
-    transportFor: opts.transportFor ?? nodeAgentTransports(),
+    transportFor: opts.transportFor ?? nodeAgentTransports({ token: opts.agentToken }),
     agentsCacheMs: opts.agentsCacheMs ?? 1_000,
   });
   const os = opts.objectStore;

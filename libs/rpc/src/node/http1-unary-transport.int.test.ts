@@ -370,6 +370,22 @@ describe("HTTP/1.1 unary transport against connect-node's transport, on a TierAg
     expect(l.header.get("x-tenant")).toBe("acme");
   });
 
+  it("sends its own headers option on every call, a caller's header of the same name instead", async () => {
+    const t = lean(server.baseUrl, {
+      headers: { authorization: "Bearer agent-token", "x-tenant": "fixed", "content-type": "text/plain" },
+    });
+    seen.length = 0;
+    await agent(t).statRegion(ask(1));
+    await agent(t).statRegion(ask(2), { headers: { "x-tenant": "caller", "x-other": "1" } });
+    const [first, second] = seen as [Seen, Seen];
+    expect(first.header.get("authorization")).toBe("Bearer agent-token");
+    expect(first.header.get("x-tenant")).toBe("fixed");
+    expect(first.header.get("content-type")).toBe("application/proto");
+    expect(second.header.get("authorization")).toBe("Bearer agent-token");
+    expect(second.header.get("x-tenant")).toBe("caller");
+    expect(second.header.get("x-other")).toBe("1");
+  });
+
   it("rejects DEADLINE_EXCEEDED past timeoutMs, as connect-node does, and serves the next call", async () => {
     const errors = [];
     for (const [, t] of both(server.baseUrl)) {

@@ -39,6 +39,11 @@ export interface Http1UnaryTransportOptions {
   readonly readMaxBytes?: number;
   /** An idle connection is closed after this long (default 4 s, under Node's 5 s keepAliveTimeout). */
   readonly idleTimeoutMs?: number;
+  /**
+   * Headers sent with every unary call (an agent token's `authorization`); a caller's header of
+   * the same name is sent instead. The fallback needs its own (an interceptor).
+   */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 const DEFAULT_READ_MAX_BYTES = 0xffffffff;
@@ -67,6 +72,12 @@ export function createHttp1UnaryTransport(o: Http1UnaryTransportOptions): Transp
   const readMaxBytes = o.readMaxBytes ?? DEFAULT_READ_MAX_BYTES;
   const idleTimeoutMs = o.idleTimeoutMs ?? 4_000;
   const idle: Http1Connection[] = [];
+  const fixed = new Headers(o.headers);
+  for (const name of RESERVED) fixed.delete(name);
+  let fixedHead = "";
+  fixed.forEach((value, name) => {
+    fixedHead += `${name}: ${value}\r\n`;
+  });
 
   const release = (c: Http1Connection) => {
     if (!c.reusable()) {
@@ -110,8 +121,13 @@ export function createHttp1UnaryTransport(o: Http1UnaryTransportOptions): Transp
         const body = toBinary(input, isMessage(message, input) ? message : create(input, message));
         let head = `POST ${prefix}/${method.parent.typeName}/${method.name} HTTP/1.1\r\nhost: ${url.host}\r\ncontent-type: application/proto\r\nconnect-protocol-version: 1\r\ncontent-length: ${body.byteLength}\r\n`;
         if (t !== undefined) head += `connect-timeout-ms: ${t}\r\n`;
-        if (header !== undefined) {
-          new Headers(header).forEach((value, name) => {
+        if (header === undefined) head += fixedHead;
+        else {
+          const own = new Headers(header);
+          fixed.forEach((value, name) => {
+            if (!own.has(name)) head += `${name}: ${value}\r\n`;
+          });
+          own.forEach((value, name) => {
             if (!RESERVED.has(name)) head += `${name}: ${value}\r\n`;
           });
         }
