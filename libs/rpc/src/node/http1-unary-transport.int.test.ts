@@ -200,6 +200,11 @@ const lengthAnswer = (n: number) =>
 
 const execFileAsync = promisify(execFile);
 
+/** Waits until `done()` holds (the describe's timeout bounds it), without a fixed sleep. */
+async function until(done: () => boolean): Promise<void> {
+  while (!done()) await sleep(5);
+}
+
 // --- transports --------------------------------------------------------------------------------
 
 /** A fallback no unary call may reach. */
@@ -389,13 +394,12 @@ describe("HTTP/1.1 unary transport against connect-node's transport, on a TierAg
   it("rejects DEADLINE_EXCEEDED past timeoutMs, as connect-node does, and serves the next call", async () => {
     const errors = [];
     for (const [, t] of both(server.baseUrl)) {
+      // The stalled call is never answered: only the deadline can end it, and not before it is due.
       const start = performance.now();
       errors.push(
         await failure(agent(t).statRegion(ask(1), { timeoutMs: 50, headers: { "x-mode": "stall" } })),
       );
-      const took = performance.now() - start;
-      expect(took).toBeGreaterThanOrEqual(45);
-      expect(took).toBeLessThan(1_000);
+      expect(performance.now() - start).toBeGreaterThanOrEqual(40);
     }
     const [l, s] = errors as [ConnectError, ConnectError];
     expect(l.code).toBe(Code.DeadlineExceeded);
@@ -419,13 +423,12 @@ describe("HTTP/1.1 unary transport against connect-node's transport, on a TierAg
         errors.push(await failure(agent(t).statRegion(ask(1), { signal: before.signal })));
         const during = new AbortController();
         setTimeout(() => during.abort(reason), 30);
-        const start = performance.now();
+        // The stalled call is never answered: only the abort can end it (else the test times out).
         errors.push(
           await failure(
             agent(t).statRegion(ask(1), { signal: during.signal, headers: { "x-mode": "stall" } }),
           ),
         );
-        expect(performance.now() - start).toBeLessThan(1_000);
       }
       const [lBefore, lDuring, sBefore, sDuring] = errors as ConnectError[] as [
         ConnectError,
@@ -592,8 +595,7 @@ console.log(r.message.regions.length);
     const server = await serve(s);
     const client = agent(lean(server.baseUrl, { idleTimeoutMs: 5_000 }));
     expect((await client.statRegion(ask(1))).sizeBytes).toBe(4097n);
-    await sleep(100);
-    expect(server.closed()).toBe(1);
+    await until(() => server.closed() === 1);
     expect((await client.statRegion(ask(2))).sizeBytes).toBe(4098n);
     expect(server.connections()).toBe(2);
   });
@@ -602,8 +604,7 @@ console.log(r.message.regions.length);
     const server = await serve(agentServer());
     const client = agent(lean(server.baseUrl, { idleTimeoutMs: 20 }));
     expect((await client.statRegion(ask(1))).sizeBytes).toBe(4097n);
-    await sleep(100);
-    expect(server.closed()).toBe(1); // the client closed it: the server keeps connections 5 s
+    await until(() => server.closed() === 1); // the client closed it: the server keeps connections 5 s
     expect((await client.statRegion(ask(2))).sizeBytes).toBe(4098n);
     expect(server.connections()).toBe(2);
   });
@@ -677,7 +678,8 @@ console.log(r.message.regions.length);
       const server = await serve(rawServer(answer));
       const client = agent(lean(server.baseUrl));
       expect((await client.statRegion(ask(1))).sizeBytes).toBe(4097n);
-      await sleep(30);
+      // The client lets the connection go (the server sees it close), then calls on a new one.
+      await until(() => server.closed() === 1);
       expect((await client.statRegion(ask(1))).sizeBytes).toBe(4097n);
       expect(server.connections()).toBe(2);
     }
