@@ -20,7 +20,7 @@ export class PromMetrics implements Metrics {
 
   private readonly groupCommit = new Histogram({
     name: "pm_catalog_group_commit_batch_size",
-    help: "Calls coalesced into one Postgres statement by group commit, by statement (leases, payload_reads, payload_inserts, payload_updates)",
+    help: "Calls coalesced into one Postgres statement by group commit, by statement (leases, payload_reads, payload_writes)",
     labelNames: ["statement"] as const,
     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
     registers: [this.registry],

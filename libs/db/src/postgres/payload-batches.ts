@@ -54,8 +54,9 @@ function decoded(c: string): string {
   return `r.${c}`;
 }
 
-const RECORDSET = (extra: string) =>
-  `jsonb_to_recordset($1::jsonb) AS r (${PAYLOAD_COLUMNS.map((c) => `${c} ${RECORD_TYPES[c]}`).join(", ")}${extra})`;
+/** The payload rows of parameter `param` as recordset `r`, with `extra` columns. */
+const RECORDSET = (extra: string, param = "$1") =>
+  `jsonb_to_recordset(${param}::jsonb) AS r (${PAYLOAD_COLUMNS.map((c) => `${c} ${RECORD_TYPES[c]}`).join(", ")}${extra})`;
 
 /** One payload as a recordset element (column name → JSON value). */
 function payloadRecord(p: Payload): Record<string, unknown> {
@@ -86,8 +87,10 @@ export function readBatchResults(ids: readonly PayloadId[], rows: readonly Row[]
 
 // ---- inserts -----------------------------------------------------------------------------------
 
-export const INSERT_BATCH_SQL = `INSERT INTO payloads (${PAYLOAD_COLUMNS.join(", ")})
-SELECT ${PAYLOAD_COLUMNS.map(decoded).join(", ")} FROM ${RECORDSET("")}`;
+const insertFrom = (param: string) => `INSERT INTO payloads (${PAYLOAD_COLUMNS.join(", ")})
+SELECT ${PAYLOAD_COLUMNS.map(decoded).join(", ")} FROM ${RECORDSET("", param)}`;
+
+export const INSERT_BATCH_SQL = insertFrom("$1");
 
 export const insertBatchParams = (ps: readonly Payload[]): unknown[] => [
   JSON.stringify(ps.map(payloadRecord)),
@@ -118,8 +121,7 @@ export const CAS_BUSY = Symbol("cas-busy");
  * holder cannot stall the commits of the whole replica; FOR NO KEY UPDATE does not conflict with
  * the FOR KEY SHARE that lease grants take.
  */
-export const CAS_BATCH_SQL = `
-WITH r AS (
+const CAS_CTES = `r AS (
   SELECT * FROM ${RECORDSET(", expected_version bigint, expected_state text, expected_updated_at bigint, ord int")}
 ),
 locked AS (
@@ -136,11 +138,22 @@ changed AS (
 ),
 present AS (
   SELECT id FROM payloads WHERE id = ANY($2::text[])
-)
-SELECT r.ord, EXISTS (SELECT 1 FROM changed c WHERE c.id = r.id) AS changed,
+)`;
+
+const CAS_SELECT = `SELECT r.ord, EXISTS (SELECT 1 FROM changed c WHERE c.id = r.id) AS changed,
        EXISTS (SELECT 1 FROM locked l WHERE l.id = r.id) AS locked,
        EXISTS (SELECT 1 FROM present p WHERE p.id = r.id) AS present
 FROM r ORDER BY r.ord`;
+
+export const CAS_BATCH_SQL = `WITH ${CAS_CTES}\n${CAS_SELECT}`;
+
+/**
+ * Inserts ($3) and compare-and-sets ($1, $2) of one batch as one statement: one round trip and
+ * one commit for the AllocatePayload and CommitPayload calls waiting together. The CAS cannot
+ * see rows inserted by the same statement (one snapshot), which no caller needs: a commit is
+ * sent only after its allocation's insert has committed.
+ */
+export const WRITE_BATCH_SQL = `WITH inserted AS (${insertFrom("$3")}),\n${CAS_CTES}\n${CAS_SELECT}`;
 
 /** Later writes of an id already in the batch are left out of the statement (they run alone). */
 function firstOfEach(batch: readonly PayloadCas[]): boolean[] {
@@ -182,4 +195,31 @@ export function casBatchResults(
     if (!r || r.locked !== true) return CAS_BUSY;
     return r.changed === true;
   });
+}
+
+// ---- inserts and compare-and-sets together ----------------------------------------------------------
+
+/** One write of a batch: an AllocatePayload insert or a CommitPayload compare-and-set. */
+export type PayloadWrite =
+  | { readonly kind: "insert"; readonly payload: Payload }
+  | { readonly kind: "cas"; readonly cas: PayloadCas };
+
+/** The statement for a batch of writes: inserts alone, compare-and-sets alone, or both. */
+export function writeBatchStatement(batch: readonly PayloadWrite[]): [string, unknown[]] {
+  const inserts = batch.flatMap((w) => (w.kind === "insert" ? [w.payload] : []));
+  const cases = batch.flatMap((w) => (w.kind === "cas" ? [w.cas] : []));
+  if (cases.length === 0) return [INSERT_BATCH_SQL, insertBatchParams(inserts)];
+  if (inserts.length === 0) return [CAS_BATCH_SQL, casBatchParams(cases)];
+  return [WRITE_BATCH_SQL, [...casBatchParams(cases), ...insertBatchParams(inserts)]];
+}
+
+/** Each write's outcome, in batch order: undefined for an insert, the CAS's for a compare-and-set. */
+export function writeBatchResults(
+  batch: readonly PayloadWrite[],
+  rows: readonly Row[],
+): (undefined | boolean | typeof CAS_BUSY)[] {
+  const cases = batch.flatMap((w) => (w.kind === "cas" ? [w.cas] : []));
+  const casResults = casBatchResults(cases, rows);
+  let c = 0;
+  return batch.map((w) => (w.kind === "insert" ? undefined : casResults[c++]));
 }

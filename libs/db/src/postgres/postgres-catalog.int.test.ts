@@ -671,7 +671,7 @@ describe("PostgresCatalog", () => {
           expect(r).toMatchObject({ status: "rejected", reason: { code: "23505" } });
         else expect(r).toMatchObject({ status: "fulfilled" });
       });
-      const inserts = gc.sizes("payload_inserts");
+      const inserts = gc.sizes("payload_writes");
       expect(inserts[0]).toBe(ps.length);
       expect(inserts.slice(1)).toEqual(ps.map(() => 1)); // the failed batch ran again call by call
       for (let n = 1; n <= 11; n++)
@@ -683,7 +683,7 @@ describe("PostgresCatalog", () => {
       const catalog = await track(open({ groupCommitLanes: 1, onGroupCommit: gc.onGroupCommit }));
       const ps = [gpuToDisk(1), objectToGpu(2), payload(3), gpuToDisk(4)];
       await Promise.all(ps.map((p) => catalog.autocommit((t) => t.insertPayload(p))));
-      expect(gc.sizes("payload_inserts")).toEqual([ps.length]);
+      expect(gc.sizes("payload_writes")).toEqual([ps.length]);
       // Read back through the batch, and through a plain transaction (what the insert stored).
       const batched = await Promise.all(ps.map((p) => catalog.autocommit((t) => t.getPayload(p.id))));
       expect(gc.sizes("payload_reads")).toEqual([ps.length]);
@@ -711,7 +711,7 @@ describe("PostgresCatalog", () => {
         cas({ ...bump(5, 3), sizeBytes: 55 }, expectedOf(payload(5))), // exactly one wins
         cas(bump(99, 2), expectedOf(payload(99))), // no such payload
       ]);
-      expect(Math.max(...gc.sizes("payload_updates"))).toBeGreaterThan(1);
+      expect(Math.max(...gc.sizes("payload_writes"))).toBeGreaterThan(1);
       expect(got.slice(0, 4)).toEqual([true, false, false, false]);
       expect(got.slice(4, 6).filter((won) => won)).toHaveLength(1);
       expect(got[6]).toBe(false);
@@ -719,6 +719,57 @@ describe("PostgresCatalog", () => {
       for (const n of [2, 3, 4]) expect(await stored(catalog, pid(n))).toEqual(payload(n));
       expect(await stored(catalog, pid(5))).toEqual(got[4] ? bump(5, 2) : { ...bump(5, 3), sizeBytes: 55 });
       expect(await stored(catalog, pid(99))).toBeUndefined();
+    });
+
+    it("sends concurrent inserts and compare-and-sets as one statement, each call with its own outcome", async () => {
+      const gc = recorder();
+      const catalog = await track(open({ groupCommitLanes: 1, onGroupCommit: gc.onGroupCommit }));
+      await catalog.transaction(async (t) => {
+        for (let n = 1; n <= 3; n++) await t.insertPayload(payload(n));
+      });
+      const committed = (n: number): Payload => ({
+        ...payload(n),
+        state: "ACTIVE",
+        version: 2,
+        updatedAt: 5,
+      });
+      const insert = (p: Payload) => catalog.autocommit((t) => t.insertPayload(p));
+      const cas = (n: number, expected: Pick<Payload, "version" | "state" | "updatedAt">) =>
+        catalog.autocommit((t) => t.updatePayloadIf(committed(n), expected));
+      const got = await Promise.all([
+        insert(payload(4)),
+        cas(1, expectedOf(payload(1))), // wins
+        insert(payload(5)),
+        cas(2, { ...expectedOf(payload(2)), version: 7 }), // stale
+        cas(3, expectedOf(payload(3))), // wins
+      ]);
+      expect(gc.sizes("payload_writes")).toEqual([5]); // one statement for all five
+      expect(got).toEqual([undefined, true, undefined, false, true]);
+      for (const n of [4, 5]) expect(await stored(catalog, pid(n))).toEqual(payload(n));
+      expect(await stored(catalog, pid(1))).toEqual(committed(1));
+      expect(await stored(catalog, pid(2))).toEqual(payload(2));
+      expect(await stored(catalog, pid(3))).toEqual(committed(3));
+    });
+
+    it("fails only the insert at fault when a mixed batch fails, the compare-and-sets beside it still land", async () => {
+      const gc = recorder();
+      const catalog = await track(open({ groupCommitLanes: 1, onGroupCommit: gc.onGroupCommit }));
+      await catalog.transaction(async (t) => {
+        for (let n = 1; n <= 2; n++) await t.insertPayload(payload(n));
+      });
+      const committed: Payload = { ...payload(1), state: "ACTIVE", version: 2, updatedAt: 5 };
+      const results = await Promise.allSettled([
+        catalog.autocommit((t) => t.insertPayload(payload(2))), // exists already
+        catalog.autocommit((t) => t.updatePayloadIf(committed, expectedOf(payload(1)))),
+        catalog.autocommit((t) => t.insertPayload(payload(3))),
+      ]);
+      expect(results[0]).toMatchObject({ status: "rejected", reason: { code: "23505" } });
+      expect(results[1]).toEqual({ status: "fulfilled", value: true });
+      expect(results[2]).toMatchObject({ status: "fulfilled" });
+      // The batch of three failed as a whole, then ran call by call.
+      expect(gc.sizes("payload_writes")).toEqual([3, 1, 1, 1]);
+      expect(await stored(catalog, pid(1))).toEqual(committed);
+      expect(await stored(catalog, pid(3))).toEqual(payload(3));
     });
 
     for (const lockerChanges of [true, false]) {
@@ -749,7 +800,7 @@ describe("PostgresCatalog", () => {
               }),
           );
           expect(await Promise.all([two, three])).toEqual([true, true]);
-          expect(gc.sizes("payload_updates")[0]).toBe(3); // all three went out in one statement
+          expect(gc.sizes("payload_writes")[0]).toBe(3); // all three went out in one statement
           await new Promise((r) => setTimeout(r, 200));
           expect(done).toEqual([2, 3]); // payload 1 still waits for its lock, alone
           if (lockerChanges) {
@@ -819,8 +870,8 @@ describe("PostgresCatalog", () => {
         expect(await catalog.autocommit((t) => t.updatePayloadIf(next, expectedOf(payload(2))))).toBe(true);
         expect(gc.sent.map((b) => b.statement)).toEqual([
           "payload_reads",
-          "payload_inserts",
-          "payload_updates",
+          "payload_writes",
+          "payload_writes",
         ]);
       } finally {
         release();
@@ -845,9 +896,7 @@ describe("PostgresCatalog", () => {
         expect(r.status).toBe("rejected");
         expectUnavailable((r as PromiseRejectedResult).reason as DomainError, /closed/);
       }
-      expect(new Set(gc.sent.map((b) => b.statement))).toEqual(
-        new Set(["payload_reads", "payload_inserts", "payload_updates"]),
-      );
+      expect(new Set(gc.sent.map((b) => b.statement))).toEqual(new Set(["payload_reads", "payload_writes"]));
     });
   });
 

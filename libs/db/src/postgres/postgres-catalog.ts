@@ -27,16 +27,13 @@ import {
   leaseBatchResults,
 } from "./lease-batches.ts";
 import {
-  CAS_BATCH_SQL,
   CAS_BUSY,
-  casBatchParams,
-  casBatchResults,
-  INSERT_BATCH_SQL,
-  insertBatchParams,
-  type PayloadCas,
+  type PayloadWrite,
   READ_BATCH_SQL,
   readBatchParams,
   readBatchResults,
+  writeBatchResults,
+  writeBatchStatement,
 } from "./payload-batches.ts";
 import {
   BatchedAutocommitTx,
@@ -92,9 +89,9 @@ export interface PostgresCatalogOptions {
   readonly preparedStatements?: boolean;
   /**
    * Group commit: concurrent AcquireReadLease / ReleaseLease calls of this process, and the
-   * autocommit payload reads, inserts and compare-and-sets of AllocatePayload / CommitPayload,
-   * are coalesced into batches of one statement each; this many batches of each kind run at
-   * once, each lane on a connection of its own beside the pool (so 4 × lanes connections; default
+   * autocommit payload reads, and the inserts and compare-and-sets of AllocatePayload /
+   * CommitPayload (together), are coalesced into batches of one statement each; this many batches
+   * of each kind run at once, each lane on a connection of its own beside the pool (so 3 × lanes connections; default
    * 1, at most the pool size: one lane makes the largest batches and spends the least database
    * CPU per call; more lanes help where statements are slow and the database has cores to spare).
    * 0 turns coalescing off: each call is then its own one-statement transaction.
@@ -201,13 +198,12 @@ function errorContext(o: PostgresCatalogOptions): PgErrorContext {
 }
 
 /** The statements group commit batches (the `statement` label of the batch-size metric). */
-export type GroupCommitStatement = "leases" | "payload_reads" | "payload_inserts" | "payload_updates";
+export type GroupCommitStatement = "leases" | "payload_reads" | "payload_writes";
 
 const WAITERS: Record<GroupCommitStatement, string> = {
   leases: "lease calls",
   payload_reads: "payload reads",
-  payload_inserts: "payload inserts",
-  payload_updates: "payload updates",
+  payload_writes: "payload inserts and updates",
 };
 
 /**
@@ -233,8 +229,8 @@ export const LANE_LIFETIME_S = 30;
  */
 export const PAYLOAD_LANE_SETTINGS = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off";
 
-/** Payload statements batched beside leases (reads, inserts, compare-and-sets), each with `group_commit_lanes` connections. */
-const PAYLOAD_STATEMENTS = 3;
+/** Payload statements batched beside leases (reads; inserts with compare-and-sets), each with `group_commit_lanes` connections. */
+const PAYLOAD_STATEMENTS = 2;
 
 /**
  * The catalog in Postgres (production): a connection pool shared by the replicas of a process,
@@ -290,22 +286,21 @@ export class PostgresCatalog implements Catalog {
       const reads = batcher("payload_reads", shape, async (ids: readonly PayloadId[]) =>
         readBatchResults(ids, await this.statement(this.payloadPool, READ_BATCH_SQL, readBatchParams(ids))),
       );
-      const inserts = batcher("payload_inserts", shape, async (ps: readonly Payload[]) => {
-        await this.statement(this.payloadPool, INSERT_BATCH_SQL, insertBatchParams(ps));
-        return ps.map(() => undefined);
+      // Inserts (AllocatePayload) and compare-and-sets (CommitPayload) share a lane: the calls
+      // waiting together go out as one statement, one round trip and one commit.
+      const writes = batcher("payload_writes", shape, async (batch: readonly PayloadWrite[]) => {
+        const [sql, params] = writeBatchStatement(batch);
+        return writeBatchResults(batch, await this.statement(this.payloadPool, sql, params));
       });
-      const cas = batcher("payload_updates", shape, async (batch: readonly PayloadCas[]) =>
-        casBatchResults(batch, await this.statement(this.payloadPool, CAS_BATCH_SQL, casBatchParams(batch))),
-      );
       this.batched = {
         getPayload: (id) => reads.submit(id),
         insertPayload: async (p) => {
-          await inserts.submit(p);
+          await writes.submit({ kind: "insert", payload: p });
         },
         updatePayloadIf: async (next, expected) => {
-          const r = await cas.submit({ next, expected });
+          const r = await writes.submit({ kind: "cas", cas: { next, expected } });
           // Locked by a transaction in flight: compare after it, on our own.
-          if (r !== CAS_BUSY) return r;
+          if (r !== CAS_BUSY) return r === true;
           return this.session((alone) => alone.updatePayloadIf(next, expected), false);
         },
       };

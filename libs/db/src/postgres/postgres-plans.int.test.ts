@@ -22,8 +22,10 @@ import {
   casBatchParams,
   INSERT_BATCH_SQL,
   insertBatchParams,
+  type PayloadWrite,
   READ_BATCH_SQL,
   readBatchParams,
+  writeBatchStatement,
 } from "./payload-batches.ts";
 import {
   compile,
@@ -445,6 +447,15 @@ function batchStatements(
       "payload compare-and-sets",
       CAS_BATCH_SQL,
       casBatchParams(payloads.map((p) => ({ next: { ...p, version: p.version + 1 }, expected: p }))),
+    ],
+    [
+      "payload inserts with compare-and-sets",
+      ...writeBatchStatement(
+        payloads.flatMap((p, i): PayloadWrite[] => [
+          { kind: "insert", payload: { ...p, id: asPayloadId(md5Uuid(`mixed-${i}`)) } },
+          { kind: "cas", cas: { next: { ...p, version: p.version + 1 }, expected: p } },
+        ]),
+      ),
     ],
   ];
 }
