@@ -202,12 +202,18 @@ interface CpuSplit {
 
 const TICKS_PER_SEC = 100; // USER_HZ on Linux
 
-/** utime + stime of a process in seconds (0 when it is gone or /proc is absent). */
-export function cpuSeconds(pid: number): number {
+/**
+ * utime + stime of a process in seconds (0 when it is gone or /proc is absent); with
+ * `children`, plus the CPU of its children that have exited (cutime + cstime).
+ */
+export function cpuSeconds(pid: number, children = false): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SEC;
+    const f = stat
+      .slice(stat.lastIndexOf(")") + 2)
+      .split(" ")
+      .map(Number);
+    return (f[11]! + f[12]! + (children ? f[13]! + f[14]! : 0)) / TICKS_PER_SEC;
   } catch {
     return 0;
   }
@@ -236,12 +242,17 @@ export async function withCpu<T extends { ops: number }>(
   pids: ControlPlane["pids"],
   fn: () => Promise<T>,
 ): Promise<{ result: T; cpu: CpuSplit | undefined }> {
-  const pg0 = new Map(postgresPids().map((p) => [p, cpuSeconds(p)]));
+  const pg0 = new Map(postgresPids().map((p) => [p, cpuSeconds(p, true)]));
   const before = { loadgen: process.cpuUsage(), api: cpuSeconds(pids.api), agent: cpuSeconds(pids.agent) };
   const result = await fn();
   const loadgen = process.cpuUsage(before.loadgen);
-  // Backends started during the cell count from zero.
-  const postgres = postgresPids().reduce((t, p) => t + cpuSeconds(p) - (pg0.get(p) ?? 0), 0);
+  // Backends started during the cell count from zero. A backend that exits (the lanes reconnect
+  // every 30 s) is reaped by the postmaster, whose children's time then holds its whole life:
+  // what it had used before the cell is taken off again.
+  const pgEnd = new Map(postgresPids().map((p) => [p, cpuSeconds(p, true)]));
+  let postgres = 0;
+  for (const [p, end] of pgEnd) postgres += end - (pg0.get(p) ?? 0);
+  for (const [p, start] of pg0) if (!pgEnd.has(p)) postgres -= start;
   if (before.api === 0 || result.ops === 0) return { result, cpu: undefined };
   const per = (seconds: number) => (seconds * 1e6) / result.ops;
   return {
