@@ -4,7 +4,8 @@
 // in exactly one placement with the right bytes and no orphan region on the agent.
 //
 // The stuck move is repaired by the restarted worker's sweep once it is older than
-// `moveTimeoutMs` (default 30 min; 2 s here through PM_MOVE_TIMEOUT_MS).
+// `moveTimeoutMs` (default 30 min; 2 s here through PM_MOVE_TIMEOUT_MS). All three share an agent
+// token, so the agent refuses calls without it: the worker's copies and frees must carry it.
 import type { ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readdirSync } from "node:fs";
@@ -22,6 +23,7 @@ import { createDatabase, type TestDatabase } from "./lib/postgres.ts";
 const REDIS_URL = process.env.PM_REDIS_URL ?? "redis://127.0.0.1:6379";
 const PREFIX = `pm-wf-${process.pid}-${Date.now().toString(36)}`;
 const SIZE = Number(process.env.PM_WF_BYTES ?? 512 * 1024 * 1024);
+const AGENT_TOKEN = `wf-agent-token-${process.pid}`;
 
 let db: TestDatabase;
 let api: RunningSystem;
@@ -37,13 +39,19 @@ const workerEnv = () => ({
   PM_WORKER_METRICS_PORT: "0",
   PM_SWEEP_INTERVAL_MS: "500",
   PM_MOVE_TIMEOUT_MS: "2000",
+  PM_AGENT_TOKEN: AGENT_TOKEN,
 });
 
 beforeAll(async () => {
   db = await createDatabase("pm_wf");
   api = await startSystem({
     role: "api",
-    env: { PM_CATALOG_URL: db.url, PM_REDIS_URL: REDIS_URL, PM_QUEUE_PREFIX: PREFIX },
+    env: {
+      PM_CATALOG_URL: db.url,
+      PM_REDIS_URL: REDIS_URL,
+      PM_QUEUE_PREFIX: PREFIX,
+      PM_AGENT_TOKEN: AGENT_TOKEN,
+    },
   });
   agent = await spawnRole(
     "agent",
@@ -56,6 +64,7 @@ beforeAll(async () => {
       PM_RAM_PREFIX: api.ramPrefix,
       PM_RAM_CAPACITY_BYTES: String(4 * SIZE),
       PM_DISK_CAPACITY_BYTES: String(4 * SIZE),
+      PM_AGENT_TOKEN: AGENT_TOKEN,
     },
     "registered with the control plane",
   );
