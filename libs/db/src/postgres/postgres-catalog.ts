@@ -207,27 +207,19 @@ const WAITERS: Record<GroupCommitStatement, string> = {
 };
 
 /**
- * Session settings of the lease lanes. The lease statement (many CTEs) is run on its generic
- * plan: re-planned on every execution it cost three times the CPU. A generic plan is made once
- * per connection, from the table sizes of that moment; one made while a fresh catalog was nearly
- * empty used to look ids up through a listing index (id is its last column), which reads the
- * whole index once the table has grown. The statement now reaches payload rows only by
- * `id = ANY(array)` with ORDER BY id, or by ctid, and the plan test holds plans made on an empty
- * or never-analyzed table to primary-key lookups. No sequential scans, and as a safety net the
- * lanes' connections are replaced every LANE_LIFETIME_S seconds, which makes their plans again
- * from current sizes.
+ * Session settings of every group-commit lane (leases, payload reads, payload writes): generic
+ * plans, made once per connection, and no sequential scans. Re-planned on every execution, the
+ * lease statement cost three times the CPU, and the payload statements (with the
+ * payload_counts trigger statements they fire) a third more. A generic plan is made from the
+ * table sizes of its moment; one made while a fresh catalog was nearly empty used to look ids up
+ * through a listing index (id is its last column), which reads the whole index once the table
+ * has grown. The statements now reach payload rows only by `id = ANY(array)` (with ORDER BY id
+ * where only the primary key gives that order) or by ctid, and the plan test holds plans made on
+ * an empty or never-analyzed table to primary-key lookups. As a safety net the lanes'
+ * connections are replaced every LANE_LIFETIME_S seconds, which makes their plans again.
  */
-export const LEASE_LANE_SETTINGS = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off";
+export const LANE_SETTINGS = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off";
 export const LANE_LIFETIME_S = 30;
-
-/**
- * Session settings of the payload lanes (reads, inserts, compare-and-sets): generic plans, made
- * once per connection. Re-planning them (and the payload_counts trigger statements they fire) on
- * every execution was about a third of their database CPU. Their lookups are all
- * `id = ANY(ids)` on the primary key, and the plan test holds plans made on an empty table to
- * that as it grows. Their connections are replaced every LANE_LIFETIME_S seconds all the same.
- */
-export const PAYLOAD_LANE_SETTINGS = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off";
 
 /** Payload statements batched beside leases (reads; inserts with compare-and-sets), each with `group_commit_lanes` connections. */
 const PAYLOAD_STATEMENTS = 2;
@@ -346,25 +338,19 @@ export class PostgresCatalog implements Catalog {
       }
     }
     // The lanes get connections of their own beside the pool: `lanes` for leases, and as many
-    // for each payload statement (see LEASE_LANE_SETTINGS and PAYLOAD_LANE_SETTINGS).
-    let lanePool = pool;
-    let payloadPool = pool;
-    if (lanes > 0) {
-      // Named apart in pg_stat_activity: `<application_name>/lease-lane`, `…/payload-lane`.
-      const app = o.applicationName ?? "payload-manager";
-      const leaseConfig = poolConfig(o, lanes);
-      leaseConfig.options = `${leaseConfig.options ?? ""} ${LEASE_LANE_SETTINGS}`.trim();
-      leaseConfig.maxLifetimeSeconds = laneLifetimeS;
-      leaseConfig.application_name = `${app}/lease-lane`;
-      lanePool = new pg.Pool(leaseConfig);
-      lanePool.on("error", (err) => onPoolError?.(err));
-      const payloadConfig = poolConfig(o, lanes * PAYLOAD_STATEMENTS);
-      payloadConfig.options = `${payloadConfig.options ?? ""} ${PAYLOAD_LANE_SETTINGS}`.trim();
-      payloadConfig.application_name = `${app}/payload-lane`;
-      payloadConfig.maxLifetimeSeconds = laneLifetimeS;
-      payloadPool = new pg.Pool(payloadConfig);
-      payloadPool.on("error", (err) => onPoolError?.(err));
-    }
+    // for each payload statement, all with LANE_SETTINGS; named apart in pg_stat_activity
+    // (`<application_name>/lease-lane`, `…/payload-lane`).
+    const lanePoolOf = (size: number, kind: string) => {
+      const config = poolConfig(o, size);
+      config.options = `${config.options ?? ""} ${LANE_SETTINGS}`.trim();
+      config.maxLifetimeSeconds = laneLifetimeS;
+      config.application_name = `${o.applicationName ?? "payload-manager"}/${kind}`;
+      const p = new pg.Pool(config);
+      p.on("error", (err) => onPoolError?.(err));
+      return p;
+    };
+    const lanePool = lanes > 0 ? lanePoolOf(lanes, "lease-lane") : pool;
+    const payloadPool = lanes > 0 ? lanePoolOf(lanes * PAYLOAD_STATEMENTS, "payload-lane") : pool;
     return new PostgresCatalog(
       pool,
       lanePool,

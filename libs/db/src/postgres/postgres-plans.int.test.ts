@@ -27,13 +27,7 @@ import {
   readBatchParams,
   writeBatchStatement,
 } from "./payload-batches.ts";
-import {
-  compile,
-  LEASE_LANE_SETTINGS,
-  migratePostgres,
-  PAYLOAD_LANE_SETTINGS,
-  PostgresCatalog,
-} from "./postgres-catalog.ts";
+import { compile, LANE_SETTINGS, migratePostgres, PostgresCatalog } from "./postgres-catalog.ts";
 import { POSTGRES_DIALECT, PostgresCatalogTx } from "./postgres-catalog-tx.ts";
 
 // The catalog's hot queries must be index lookups however big the catalog grows. This seeds 50k
@@ -202,7 +196,7 @@ describe("Postgres query plans at scale", () => {
       // `plannedAt` (autovacuum is off here, as it would not have come round yet), and the
       // statements were first run (planned) back then. Each must still touch only the rows of
       // its batch, through the primary key. The lanes keep the generic plan a statement got on
-      // its first run (LEASE_LANE_SETTINGS, PAYLOAD_LANE_SETTINGS), so every statement must pass
+      // its first run (LANE_SETTINGS), so every statement must pass
       // from a never-analyzed or an empty table on.
       const schema = newSchema();
       await migratePostgres(URL, { schema });
@@ -214,23 +208,16 @@ describe("Postgres query plans at scale", () => {
         if (plannedAt > 0) await seed(client, plannedAt);
         else if (plannedAt === 0) await client.query("ANALYZE");
         // As a lane connection starts: its settings.
-        const settle = async (what: string) => {
-          const lease = what.startsWith("lease");
-          for (const [, name, value] of (lease ? LEASE_LANE_SETTINGS : PAYLOAD_LANE_SETTINGS).matchAll(
-            /-c (\w+)=(\w+)/g,
-          )) {
-            await client.query(`SET ${name} = ${value}`);
-          }
-        };
-        await settle("payload");
+        for (const [, name, value] of LANE_SETTINGS.matchAll(/-c (\w+)=(\w+)/g)) {
+          await client.query(`SET ${name} = ${value}`);
+        }
         const mode = (await client.query("SELECT current_setting('plan_cache_mode') AS m")).rows[0].m;
         expect(mode).toBe("force_generic_plan");
         const warmUp = batchStatements(
           Array.from({ length: 8 }, (_, i) => syntheticPayload(md5Uuid(`warm-${i}`))),
           Array.from({ length: 8 }, (_, i) => asLeaseId(md5Uuid(`warm-lease-${i}`))),
         );
-        for (const [i, [what, sql, params]] of warmUp.entries()) {
-          await settle(what);
+        for (const [i, [, sql, params]] of warmUp.entries()) {
           await client.query(`PREPARE batch${i} AS ${compile(sql).text}`);
           await client.query("BEGIN");
           await client.query(`EXECUTE batch${i}(${params.map(argument).join(", ")})`);
@@ -245,7 +232,6 @@ describe("Postgres query plans at scale", () => {
         ).rows.map((r) => asLeaseId(r.id));
         const bad: string[] = [];
         for (const [i, [what, , params]] of batchStatements(active, leaseIds).entries()) {
-          await settle(what);
           await client.query("BEGIN");
           try {
             const res = await client.query<{ "QUERY PLAN": { Plan: AnalyzedNode }[] }>(
