@@ -21,7 +21,7 @@ import {
   TierAgentService,
 } from "@pm/rpc";
 import { createHttp1UnaryTransport } from "@pm/rpc/node";
-import { postProto, type RawAnswer, serveOnLoopback, VIA_ADAPTER } from "@pm/rpc/node/testing";
+import { postBothWays, postProto, type RawAnswer, serveOnLoopback, VIA_ADAPTER } from "@pm/rpc/node/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentConfigSchema } from "./config.ts";
 import { agentRequestHandler } from "./server.ts";
@@ -67,18 +67,8 @@ const post = (method: string, body: Uint8Array, headers: Record<string, string |
   postProto(base, `/${TierAgentService.typeName}/${method}`, body, headers);
 
 /** The same call through the fast path and through the adapter; both answers must be the same. */
-async function bothWays(
-  method: string,
-  body: Uint8Array,
-  headers: Record<string, string> = {},
-): Promise<RawAnswer> {
-  const fast = await post(method, body, headers);
-  const adapter = await post(method, body, { ...headers, ...VIA_ADAPTER });
-  expect(fast.status).toBe(adapter.status);
-  expect(fast.contentType).toBe(adapter.contentType);
-  expect(fast.body.toString("hex")).toBe(adapter.body.toString("hex"));
-  return fast;
-}
+const bothWays = (method: string, body: Uint8Array, headers: Record<string, string> = {}) =>
+  postBothWays(base, `/${TierAgentService.typeName}/${method}`, body, headers);
 
 const region = (id: string, tier: Tier, size: number) =>
   create(CreateRegionRequestSchema, { payloadId: { value: uuidToBytes(id) }, tier, sizeBytes: BigInt(size) });
@@ -170,10 +160,13 @@ describe("tier agent server with an agent token", () => {
       [{ authorization: `Basic ${token}` }, /^missing agent token/],
       [{ authorization: `Bearer ${token}x` }, /^wrong agent token/],
     ] as const) {
-      const fast = await listAt(headers);
-      const adapter = await listAt({ ...headers, ...VIA_ADAPTER });
+      const fast = await postBothWays(
+        guarded.baseUrl,
+        `/${TierAgentService.typeName}/ListRegions`,
+        list,
+        headers,
+      );
       expect(fast.status).toBe(401);
-      expect(fast.body.toString("hex")).toBe(adapter.body.toString("hex"));
       expect(errorOf(fast).code).toBe("unauthenticated");
       expect(errorOf(fast).message).toMatch(says);
     }

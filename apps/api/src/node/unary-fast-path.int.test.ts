@@ -13,7 +13,7 @@ import {
   StatsRequestSchema,
   Tier,
 } from "@pm/rpc";
-import { postProto, type RawAnswer, VIA_ADAPTER } from "@pm/rpc/node/testing";
+import { postBothWays, postProto, type RawAnswer } from "@pm/rpc/node/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../app.ts";
 import { consoleLogger } from "../logger.ts";
@@ -60,18 +60,8 @@ const post = (path: string, body: Uint8Array, headers: Record<string, string | n
   postProto(servers.httpUrl, path, body, { authorization: `Bearer ${TOKEN}`, ...headers });
 
 /** The same call through the fast path and through the adapter; both answers must be the same. */
-async function bothWays(
-  path: string,
-  body: Uint8Array,
-  headers: Record<string, string | null> = {},
-): Promise<RawAnswer> {
-  const fast = await post(path, body, headers);
-  const adapter = await post(path, body, { ...headers, ...VIA_ADAPTER });
-  expect(fast.status).toBe(adapter.status);
-  expect(fast.contentType).toBe(adapter.contentType);
-  expect(fast.body.toString("hex")).toBe(adapter.body.toString("hex"));
-  return fast;
-}
+const bothWays = (path: string, body: Uint8Array, headers: Record<string, string | null> = {}) =>
+  postBothWays(servers.httpUrl, path, body, { authorization: `Bearer ${TOKEN}`, ...headers });
 
 const path = (service: { typeName: string }, method: string) => `/${service.typeName}/${method}`;
 const errorOf = (a: RawAnswer) => JSON.parse(a.body.toString("utf8")) as { code: string; message: string };

@@ -58,6 +58,26 @@ export function postProto(
 /** Added to a call, sends it to the Connect adapter instead (the fast path leaves any content-encoding to it). */
 export const VIA_ADAPTER = { "content-encoding": "identity" } as const;
 
+/**
+ * POSTs the same call twice — through the fast path, then to the adapter (VIA_ADAPTER) — and
+ * returns the fast path's answer; throws, failing the test, unless both answers have the same
+ * status, content type and bytes.
+ */
+export async function postBothWays(
+  baseUrl: string,
+  path: string,
+  body: Uint8Array,
+  headers: Record<string, string | null> = {},
+): Promise<RawAnswer> {
+  const fast = await postProto(baseUrl, path, body, headers);
+  const adapter = await postProto(baseUrl, path, body, { ...headers, ...VIA_ADAPTER });
+  const show = (a: RawAnswer) => `${a.status} ${a.contentType} ${a.body.toString("hex")}`;
+  if (show(fast) !== show(adapter)) {
+    throw new Error(`${path}: the fast path answered ${show(fast)}, the adapter ${show(adapter)}`);
+  }
+  return fast;
+}
+
 /** An HTTP/1.1 server on a free loopback port, for tests; `close` ends its connections too. */
 export async function serveOnLoopback(
   handler: http.RequestListener,
