@@ -1,4 +1,4 @@
-import { type EnvBinding, loadSection } from "@pm/config";
+import { agentTokenSchema, type EnvBinding, loadSection } from "@pm/config";
 import { OBJECT_STORE_ENV, ObjectStoreConfigSchema } from "@pm/objects";
 import { z } from "zod";
 
@@ -54,7 +54,7 @@ export const ApiConfigSchema = z
       .object({
         /** bearer token → namespace; empty = no authentication (single tenant "default"). */
         tokens: z.record(z.string().min(8), z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/)).default({}),
-        agentToken: z.string().default(""),
+        agentToken: agentTokenSchema,
       })
       .prefault({}),
     disk: z

@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import { type EnvBinding, loadSection } from "@pm/config";
+import { agentTokenSchema, type EnvBinding, loadSection } from "@pm/config";
 import { OBJECT_STORE_ENV, ObjectStoreConfigSchema } from "@pm/objects";
 import { z } from "zod";
 
@@ -28,7 +28,7 @@ export const AgentConfigSchema = z
      * the registry, and required of every call to this agent (`authorization: Bearer <token>`).
      * "" = none: the agent serves anyone who can reach it (development).
      */
-    controlPlaneToken: z.string().default(""),
+    controlPlaneToken: agentTokenSchema,
     logLevel: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
     /** Regions the catalog does not know are freed only after this long (allocations in flight). */
     orphanGraceMs: z.number().int().nonnegative().default(60_000),

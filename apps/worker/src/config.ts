@@ -1,4 +1,4 @@
-import { type EnvBinding, loadSection } from "@pm/config";
+import { agentTokenSchema, type EnvBinding, loadSection } from "@pm/config";
 import { parseCatalogUrl } from "@pm/db";
 import { isDomainError } from "@pm/domain";
 import { OBJECT_STORE_ENV, ObjectStoreConfigSchema } from "@pm/objects";
@@ -63,7 +63,7 @@ export const WorkerConfigSchema = z
      * The agents' token (the same PM_AGENT_TOKEN as the API's `auth.agentToken` and the agents'),
      * sent on every call to an agent; agents that have one refuse calls without it. "" = none.
      */
-    agentToken: z.string().default(""),
+    agentToken: agentTokenSchema,
     /** The object tier, as the API has it: the worker frees objects and has agents move bytes. */
     objectStore: ObjectStoreConfigSchema.optional(),
   })

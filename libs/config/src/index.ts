@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import type { z } from "zod";
+import { z } from "zod";
 
 /** How an environment variable's text becomes a config value. */
 export type EnvKind = "string" | "number" | "bool" | "bool-or-auto" | "tokens";
@@ -10,6 +10,19 @@ export interface EnvBinding {
   readonly path: readonly string[];
   readonly kind: EnvKind;
 }
+
+/**
+ * The agent token (PM_AGENT_TOKEN) shared by the API, the workers and the agents: sent as
+ * `authorization: Bearer <token>`, so it must be one word of visible ASCII. A secret file's
+ * trailing newline is the usual way to get that wrong; "" means no token.
+ */
+export const agentTokenSchema = z
+  .string()
+  .regex(
+    /^[\x21-\x7e]*$/,
+    "must be visible ASCII without spaces or newlines (a secret file's trailing newline?)",
+  )
+  .default("");
 
 /** Invalid configuration; `problems` lists every one, so an operator fixes them in one go. */
 export class ConfigError extends Error {
